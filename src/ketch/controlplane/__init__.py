@@ -1,0 +1,1 @@
+"""Ketch's control plane: registry, snapshot, translation to xDS, serving."""
