@@ -1,0 +1,190 @@
+"""The ADS server: `envoy.service.discovery.v3.AggregatedDiscoveryService` on grpc.aio.
+
+Each stream is one task that handles, in order, the proxy's requests and the pushes the
+server asks of it, so a connection's state is touched by one coroutine only. A push only
+sets a flag on the connection (at most one pending push per proxy; later pushes merge into
+it, keeping the earliest change time) and the stream regenerates from the newest snapshot
+when it gets to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any, AsyncIterator, Callable, Mapping
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+
+from ketch.controlplane.xds.cache import Encoded, Generate, GenerationCache
+from ketch.controlplane.xds.connection import Connection
+from ketch.controlplane.xds.metrics import XdsMetrics
+from ketch.controlplane.xds.status import config_dump, proxy_status
+from ketch.controlplane.xds.types import short_name
+
+log = logging.getLogger(__name__)
+
+ParseNode = Callable[[Any], Any]  # envoy Node -> proxy with .id and .scope_key()
+
+_EOF = object()
+_PUSH = object()
+
+
+class _Stream:
+    """The event queue of one stream and its one pending (merged) push."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[object] = asyncio.Queue()
+        self.push_pending = False
+        self.push_change: float | None = None
+
+    def request_push(self, change: float | None) -> None:
+        if change is not None:
+            self.push_change = change if self.push_change is None else min(change, self.push_change)
+        if not self.push_pending:
+            self.push_pending = True
+            self.events.put_nowait(_PUSH)
+
+    def take_push(self) -> float | None:
+        change, self.push_change, self.push_pending = self.push_change, None, False
+        return change
+
+
+class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    def __init__(self, generate: Generate, parse_node: ParseNode, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 metrics: XdsMetrics | None = None) -> None:
+        self.metrics = metrics or XdsMetrics()
+        self._parse_node = parse_node
+        self._clock = clock
+        self._wall = wall
+        self._cache = GenerationCache(generate)
+        self._snapshot: Any = None
+        self._version = ""
+        self._connections: dict[str, tuple[Connection, _Stream]] = {}
+        self._ids = itertools.count(1)
+        self._idle = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<XdsServer version={self._version!r} connections={len(self._connections)}>"
+
+    # -- the snapshot and pushes --------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def set_snapshot(self, snapshot: Any, version: str, *, change: float | None = None) -> None:
+        """Make `snapshot` current and queue a push to every connected proxy."""
+        self._snapshot, self._version = snapshot, version
+        for _, stream in self._connections.values():
+            stream.request_push(change)
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
+
+    def _resources(self, proxy: Any, type_url: str) -> Mapping[str, Encoded] | None:
+        if self._snapshot is None:
+            return None
+        started = time.perf_counter()
+        try:
+            return self._cache.resources(self._snapshot, self._version, proxy, type_url)
+        except Exception:  # a translation bug must not take the stream down
+            log.exception("generating %s for %s failed", short_name(type_url), proxy.id)
+            return None
+        finally:
+            self.metrics.push_time.observe(time.perf_counter() - started,
+                                           {"type": short_name(type_url).lower()})
+
+    # -- the stream ---------------------------------------------------------------------
+
+    async def StreamAggregatedResources(self, request_iterator: AsyncIterator[DiscoveryRequest],
+                                        context: grpc.aio.ServicerContext
+                                        ) -> AsyncIterator[DiscoveryResponse]:
+        stream = _Stream()
+        reader = asyncio.create_task(self._read(request_iterator, stream.events))
+        conn: Connection | None = None
+        try:
+            while True:
+                event = await stream.events.get()
+                if event is _EOF:
+                    return
+                if isinstance(event, BaseException):
+                    raise event
+                if event is _PUSH:
+                    change = stream.take_push()
+                    if conn is None:
+                        continue
+                    conn.version = self._version
+                    responses = conn.on_push(self._resources, change)
+                else:
+                    assert isinstance(event, DiscoveryRequest)
+                    if conn is None:
+                        conn = await self._connect(event, stream, context)
+                    conn.version = self._version
+                    responses = conn.on_request(event, self._resources)
+                for response in responses:
+                    yield response
+        finally:
+            reader.cancel()
+            if conn is not None:
+                self._disconnect(conn)
+
+    async def _read(self, requests: AsyncIterator[DiscoveryRequest],
+                    events: asyncio.Queue[object]) -> None:
+        try:
+            async for request in requests:
+                events.put_nowait(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client went away mid-read
+            log.debug("ADS read ended: %s", exc)
+        events.put_nowait(_EOF)
+
+    async def _connect(self, request: DiscoveryRequest, stream: _Stream,
+                       context: grpc.aio.ServicerContext) -> Connection:
+        if not request.HasField("node") or not request.node.id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request has no node id")
+        try:
+            proxy = self._parse_node(request.node)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad node: {exc}")
+        conn = Connection(
+            id=f"{request.node.id}-{next(self._ids)}", proxy=proxy, node_id=request.node.id,
+            connected_at=self._wall(), metrics=self.metrics, clock=self._clock, wall=self._wall)
+        self._connections[conn.id] = (conn, stream)
+        self._idle.clear()
+        self.metrics.connected.set(None, len(self._connections))
+        log.info("ADS connection %s from %s", conn.id, context.peer())
+        return conn
+
+    def _disconnect(self, conn: Connection) -> None:
+        self._connections.pop(conn.id, None)
+        conn.close()
+        self.metrics.connected.set(None, len(self._connections))
+        if not self._connections:
+            self._idle.set()
+        log.info("ADS connection %s closed", conn.id)
+
+    async def DeltaAggregatedResources(self, request_iterator: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "incremental xDS is not supported; use state of the world")
+
+    # -- what the REST app shows --------------------------------------------------------
+
+    def connections(self) -> list[Connection]:
+        return [conn for conn, _ in self._connections.values()]
+
+    def proxies(self) -> list[dict]:
+        return [proxy_status(conn) for conn in self.connections()]
+
+    def config_dump(self, proxy_id: str) -> dict | None:
+        matches = [c for c in self.connections() if proxy_id in (c.id, c.node_id)]
+        return config_dump(matches[-1]) if matches else None
+
+    def metrics_text(self) -> str:
+        return self.metrics.text()

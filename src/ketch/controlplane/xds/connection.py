@@ -1,0 +1,149 @@
+"""One ADS stream's state and the responses it needs; no gRPC in here.
+
+A `Connection` answers a DiscoveryRequest (`on_request`) or a push (`on_push`) with the
+DiscoveryResponses to send, given the current resources for its proxy. It skips types whose
+resources did not change, sends LDS/CDS as full sets (state of the world deletes what is left
+out) and only the changed RDS/EDS resources (which SotW allows), in Envoy's warming order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from google.protobuf.any_pb2 import Any as AnyProto
+
+from ketch.controlplane.xds.cache import Encoded
+from ketch.controlplane.xds.metrics import XdsMetrics
+from ketch.controlplane.xds.types import FULL_STATE_TYPES, push_rank, short_name
+from ketch.controlplane.xds.watch import Verdict, Watch, apply_verdict, should_respond
+
+log = logging.getLogger(__name__)
+
+# (proxy, type_url) -> every resource of that type for the proxy, or None before the first
+# snapshot. Supplied by the server, which owns the snapshot and the generation cache.
+Resources = Callable[[Any, str], "Mapping[str, Encoded] | None"]
+
+_nonce_prefix = os.urandom(4).hex()  # nonces of an earlier control-plane process never match
+_nonces = itertools.count(1)
+
+
+def next_nonce() -> str:
+    return f"{_nonce_prefix}-{next(_nonces)}"
+
+
+def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool) -> list[Encoded] | None:
+    """The resources to send for one type, or None when the proxy already has them (pure)."""
+    wanted = {n: r for n, r in current.items() if watch.wants(n)}
+    if watch.type_url in FULL_STATE_TYPES:
+        if not resend and watch.nonce_sent and _digests(wanted) == _digests(watch.sent):
+            return None
+        return [wanted[n] for n in sorted(wanted)]
+    if resend or not watch.nonce_sent:
+        return [wanted[n] for n in sorted(wanted)]
+    changed = [wanted[n] for n in sorted(wanted)
+               if (old := watch.sent.get(n)) is None or old.digest != wanted[n].digest]
+    return changed or None
+
+
+def _digests(resources: Mapping[str, Encoded]) -> dict[str, bytes]:
+    return {n: r.digest for n, r in resources.items()}
+
+
+@dataclass
+class Connection:
+    id: str
+    proxy: Any
+    node_id: str
+    connected_at: float  # wall time
+    metrics: XdsMetrics
+    clock: Callable[[], float]
+    wall: Callable[[], float]
+    watches: dict[str, Watch] = field(default_factory=dict)
+    version: str = ""  # the snapshot version of the current resources
+
+    def __repr__(self) -> str:
+        types = ", ".join(f"{short_name(t)}:{w.status.value}" for t, w in self.watches.items())
+        return f"<Connection {self.id} [{types}]>"
+
+    def on_request(self, request: DiscoveryRequest, resources: Resources) -> list[DiscoveryResponse]:
+        type_url = request.type_url
+        names = tuple(request.resource_names)
+        error = request.error_detail.message if request.HasField("error_detail") else None
+        watch = self.watches.get(type_url)
+        verdict = should_respond(watch, type_url, names, request.response_nonce, error)
+        if watch is None:
+            watch = self.watches[type_url] = Watch(type_url)
+        if verdict is Verdict.ACK and watch.pending_change is not None:
+            self.metrics.convergence.observe(max(0.0, self.clock() - watch.pending_change),
+                                             {"type": short_name(type_url)})
+            watch.pending_change = None
+        if verdict is Verdict.NACK:
+            short = short_name(type_url).lower()
+            self.metrics.rejects.inc({"type": short})
+            if short in self.metrics.type_rejects:
+                self.metrics.type_rejects[short].set({"node": self.node_id, "err": error or ""}, 1)
+            log.warning("%s NACKed %s version %s: %s", self.node_id, short_name(type_url),
+                        watch.version_sent, error)
+        elif verdict is Verdict.ACK and watch.error:
+            self._clear_reject(type_url)
+        apply_verdict(watch, verdict, names, request.response_nonce, error)
+        if not verdict.respond:
+            return []
+        current = resources(self.proxy, type_url)
+        if current is None:  # no snapshot yet: the first push answers
+            return []
+        response = self._respond(watch, current, resend=verdict is Verdict.INITIAL, change=None)
+        return [response] if response is not None else []
+
+    def on_push(self, resources: Resources, change: float | None) -> list[DiscoveryResponse]:
+        out: list[DiscoveryResponse] = []
+        for type_url in sorted(self.watches, key=push_rank):
+            watch = self.watches[type_url]
+            current = resources(self.proxy, type_url)
+            if current is None:
+                continue
+            response = self._respond(watch, current, resend=False, change=change)
+            if response is None:
+                self.metrics.skipped.inc({"type": short_name(type_url).lower()})
+            else:
+                out.append(response)
+        return out
+
+    def _respond(self, watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
+                 change: float | None) -> DiscoveryResponse | None:
+        chosen = plan(watch, current, resend=resend)
+        if chosen is None:
+            return None
+        nonce = next_nonce()
+        response = DiscoveryResponse(
+            version_info=self.version, type_url=watch.type_url, nonce=nonce,
+            resources=[AnyProto(type_url=r.type_url, value=r.body) for r in chosen])
+        if watch.type_url in FULL_STATE_TYPES:
+            watch.sent = {r.name: r for r in chosen}
+        else:
+            watch.sent = {n: r for n, r in watch.sent.items() if watch.wants(n)}
+            watch.sent.update((r.name, r) for r in chosen)
+        watch.nonce_sent = nonce
+        watch.version_sent = self.version
+        watch.sent_at = self.wall()
+        watch.responses += 1
+        if change is not None:
+            watch.pending_change = (change if watch.pending_change is None
+                                    else min(change, watch.pending_change))
+        self.metrics.pushes.inc({"type": short_name(watch.type_url).lower()})
+        return response
+
+    def _clear_reject(self, type_url: str) -> None:
+        gauge = self.metrics.type_rejects.get(short_name(type_url).lower())
+        if gauge is not None:
+            for labels in [k for k in gauge.values if ("node", self.node_id) in k]:
+                del gauge.values[labels]
+
+    def close(self) -> None:
+        for type_url in self.watches:
+            self._clear_reject(type_url)
