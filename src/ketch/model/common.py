@@ -1,0 +1,146 @@
+"""Messages shared by several Istio kinds (istio.networking.v1 / istio.type.v1beta1)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ketch.model.base import Spec
+
+Duration = str  # kept as written ("1.5s"); see ketch.model.duration
+Struct = dict[str, Any]  # google.protobuf.Struct
+
+
+class StringMatch(Spec):
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+
+class PortSelector(Spec):
+    number: int | None = None
+
+
+class Percent(Spec):
+    value: float | None = None
+
+
+class Destination(Spec):
+    host: str | None = None
+    subset: str | None = None
+    port: PortSelector | None = None
+
+
+class WorkloadSelector(Spec):
+    """istio.networking.v1 WorkloadSelector (Sidecar, DestinationRule, ServiceEntry)."""
+
+    labels: dict[str, str] = {}
+
+
+class TypeWorkloadSelector(Spec):
+    """istio.type.v1beta1.WorkloadSelector (security, telemetry, extensions)."""
+
+    match_labels: dict[str, str] = {}
+
+
+class PolicyTargetReference(Spec):
+    group: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+class Port(Spec):
+    """Gateway server port, ServiceEntry port and Sidecar port share this shape."""
+
+    number: int | None = None
+    protocol: str | None = None
+    name: str | None = None
+    target_port: int | None = None
+
+
+TLSProtocol = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
+
+
+class TLSCertificate(Spec):
+    server_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+
+
+class ServerTLSSettings(Spec):
+    https_redirect: bool | None = None
+    mode: Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"] | None = None
+    server_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+    ca_crl: str | None = None
+    credential_name: str | None = None
+    credential_names: tuple[str, ...] = ()
+    tls_certificates: tuple[TLSCertificate, ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+    verify_certificate_spki: tuple[str, ...] = ()
+    verify_certificate_hash: tuple[str, ...] = ()
+    min_protocol_version: TLSProtocol | None = None
+    max_protocol_version: TLSProtocol | None = None
+    cipher_suites: tuple[str, ...] = ()
+
+
+class ClientTLSSettings(Spec):
+    mode: Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"] | None = None
+    client_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+    credential_name: str | None = None
+    subject_alt_names: tuple[str, ...] = ()
+    sni: str | None = None
+    insecure_skip_verify: bool | None = None
+    ca_crl: str | None = None
+
+
+class TCPKeepalive(Spec):
+    probes: int | None = None
+    time: Duration | None = None
+    interval: Duration | None = None
+
+
+class TCPSettings(Spec):
+    max_connections: int | None = None
+    connect_timeout: Duration | None = None
+    tcp_keepalive: TCPKeepalive | None = None
+    max_connection_duration: Duration | None = None
+    idle_timeout: Duration | None = None
+
+
+class HTTPSettings(Spec):
+    http1_max_pending_requests: int | None = None
+    http2_max_requests: int | None = None
+    max_requests_per_connection: int | None = None
+    max_retries: int | None = None
+    idle_timeout: Duration | None = None
+    h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
+    use_client_protocol: bool | None = None
+    max_concurrent_streams: int | None = None
+
+
+class ConnectionPoolSettings(Spec):
+    tcp: TCPSettings | None = None
+    http: HTTPSettings | None = None
+
+
+class Distribute(Spec):
+    from_: str | None = Field(default=None, alias="from")
+    to: dict[str, int] = {}
+
+
+class Failover(Spec):
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+
+
+class LocalityLoadBalancerSetting(Spec):
+    distribute: tuple[Distribute, ...] = ()
+    failover: tuple[Failover, ...] = ()
+    failover_priority: tuple[str, ...] = ()
+    enabled: bool | None = None

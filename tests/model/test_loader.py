@@ -1,0 +1,149 @@
+"""Loader: documents, lists, JSON, directories, stdin, unknown kinds, lines, namespaces."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from ketch.model import KINDS, Issue, Resource, ResourceKey, dump_yaml, load_documents, load_paths, load_text
+from ketch.model.duration import seconds
+
+VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 100
+"""
+
+
+def test_loads_typed_resource_with_default_namespace() -> None:
+    result = load_text(VS, "vs.yaml")
+    assert result.errors == ()
+    (vs,) = result.resources
+    assert isinstance(vs, Resource)
+    assert vs.key == ResourceKey("VirtualService", "default", "reviews")
+    assert vs.spec.http[0].route[0].destination.subset == "v1"
+    assert vs.origin is not None and vs.origin.file == "vs.yaml" and vs.origin.line == 1
+
+
+def test_snake_case_input_is_accepted_and_equal() -> None:
+    camel = load_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+        "spec: {host: r, trafficPolicy: {connectionPool: {http: {http1MaxPendingRequests: 3}}}}\n"
+    )
+    snake = load_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+        "spec: {host: r, traffic_policy: {connection_pool: {http: {http1_max_pending_requests: 3}}}}\n"
+    )
+    assert camel.errors == snake.errors == ()
+    assert camel.resources == snake.resources
+    assert snake.resources[0].spec.traffic_policy.connection_pool.http.http1_max_pending_requests == 3
+
+
+def test_error_carries_line_and_field_path() -> None:
+    text = VS.replace("      weight: 100", "      weight: 100\n      wieght: 3")
+    result = load_text(text, "f.yaml")
+    assert result.resources == ()
+    (issue,) = result.errors
+    assert issue.line == 14
+    assert issue.path == "spec.http[0].route[0].wieght"
+    assert str(issue) == 'f.yaml:14: VirtualService default/reviews: spec.http[0].route[0].wieght: unknown field "wieght"'
+
+
+def test_unknown_enum_and_wrong_type() -> None:
+    text = (
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: ns}\n"
+        "spec:\n  host: r\n  trafficPolicy:\n    tls:\n      mode: STRICT\n    connectionPool:\n"
+        "      tcp:\n        maxConnections: lots\n"
+    )
+    errors = {i.path: i for i in load_text(text).errors}
+    assert errors["spec.trafficPolicy.tls.mode"].reason.startswith('unknown value "STRICT"')
+    assert errors["spec.trafficPolicy.tls.mode"].line == 8
+    assert "expected integer" in errors["spec.trafficPolicy.connectionPool.tcp.maxConnections"].reason
+    assert errors["spec.trafficPolicy.connectionPool.tcp.maxConnections"].line == 11
+
+
+def test_list_kind_and_json() -> None:
+    doc = {"apiVersion": "v1", "kind": "List", "items": [json.loads(json.dumps(load_text(VS).resources[0].to_dict()))]}
+    result = load_text(json.dumps(doc), "x.json")
+    assert result.errors == ()
+    assert [r.key for r in result.resources] == [ResourceKey("VirtualService", "default", "reviews")]
+
+
+def test_unknown_kinds_are_reported_never_raised() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServise\nmetadata: {name: c}\n"
+    result = load_text(text)
+    assert result.resources == ()
+    assert [i.reason for i in result.errors] == ['unknown kind "VirtualServise" in networking.istio.io/v1']
+    assert result.errors[0].line == 6
+    assert result.warnings[0].kind == "ConfigMap"
+
+
+def test_bad_yaml_is_an_issue() -> None:
+    result = load_text("a: [\n", "bad.yaml")
+    assert len(result.errors) == 1 and result.errors[0].file == "bad.yaml"
+
+
+def test_directories_recursive_and_stdin(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "vs.yml").write_text(VS)
+    (tmp_path / "svc.json").write_text(
+        json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "n"}, "spec": {"ports": [{"port": 80, "targetPort": "http"}]}})
+    )
+    (tmp_path / "notes.txt").write_text("not config")
+    stdin = io.StringIO(VS.replace("reviews\nspec", "ratings\nspec"))
+    result = load_paths([tmp_path, "-"], stdin=stdin)
+    assert result.errors == ()
+    keys = sorted(r.key for r in result.resources)
+    assert keys == [
+        ResourceKey("Service", "n", "s"),
+        ResourceKey("VirtualService", "default", "ratings"),
+        ResourceKey("VirtualService", "default", "reviews"),
+    ]
+    svc = next(r for r in result.resources if r.kind == "Service")
+    assert svc.spec.ports[0].target_port == "http"
+
+
+def test_dump_and_load_are_equal_and_ignore_origin() -> None:
+    first = load_text(VS, "one.yaml").resources
+    again = load_text(dump_yaml(first), "two.yaml").resources
+    assert first == again
+    assert first[0].origin != again[0].origin
+
+
+def test_cluster_scoped_kind_has_no_namespace() -> None:
+    (ns,) = load_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n").resources
+    assert ns.key == ResourceKey("Namespace", "", "prod")
+
+
+def test_gateway_api_gateway_does_not_collide_with_istio_gateway() -> None:
+    text = (
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {selector: {istio: ingressgateway}}\n---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}\n"
+    )
+    result = load_text(text)
+    assert result.errors == ()
+    assert {r.key.kind for r in result.resources} == {"Gateway", "Gateway.gateway.networking.k8s.io"}
+    assert KINDS["Gateway.gateway.networking.k8s.io"].kind == "Gateway"
+
+
+def test_load_documents_without_lines() -> None:
+    result = load_documents([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": "x"}}], "body")
+    (issue,) = result.errors
+    assert isinstance(issue, Issue) and issue.file == "body" and issue.path == "spec.ports"
+
+
+def test_duration_seconds() -> None:
+    assert seconds("1.5s") == 1.5
+    assert seconds("100ms") == 0.1
+    assert seconds("1m30s") == 90.0
