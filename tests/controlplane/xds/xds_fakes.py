@@ -57,6 +57,6 @@ class FakeGenerator:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def __call__(self, snapshot, proxy, type_url):
+    def __call__(self, snapshot, proxy, type_url, names=None):
         self.calls.append((proxy.group, type_url))
         return snapshot.get(type_url, {})

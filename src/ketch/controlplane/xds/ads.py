@@ -23,7 +23,8 @@ from ketch.controlplane.xds.cache import Encoded, Generate, GenerationCache
 from ketch.controlplane.xds.connection import Connection
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.status import config_dump, proxy_status
-from ketch.controlplane.xds.types import short_name
+from ketch.controlplane.xds.types import FULL_STATE_TYPES, short_name
+from ketch.controlplane.xds.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,17 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def add_to(self, server: grpc.aio.Server) -> None:
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
 
-    def _resources(self, proxy: Any, type_url: str) -> Mapping[str, Encoded] | None:
+    def _resources(self, proxy: Any, watch: Watch) -> Mapping[str, Encoded] | None:
         if self._snapshot is None:
             return None
+        type_url = watch.type_url
+        # Listeners and clusters asked for by name (proxyless gRPC) are generated under
+        # those names; everything else is generated whole and filtered per proxy.
+        names = (tuple(sorted(watch.names))
+                 if not watch.wildcard and type_url in FULL_STATE_TYPES else None)
         started = time.perf_counter()
         try:
-            return self._cache.resources(self._snapshot, self._version, proxy, type_url)
+            return self._cache.resources(self._snapshot, self._version, proxy, type_url, names)
         except Exception:  # a translation bug must not take the stream down
             log.exception("generating %s for %s failed", short_name(type_url), proxy.id)
             return None

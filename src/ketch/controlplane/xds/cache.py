@@ -14,7 +14,9 @@ from typing import Any, Callable, Hashable, Mapping
 
 from google.protobuf.message import Message
 
-Generate = Callable[[Any, Any, str], Mapping[str, Message]]
+# generate(snapshot, proxy, type_url, names): names are what a proxy asked for by name
+# (proxyless gRPC names its listeners), None for a wildcard subscription.
+Generate = Callable[[Any, Any, str, "tuple[str, ...] | None"], Mapping[str, Message]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class GenerationCache:
     def __init__(self, generate: Generate) -> None:
         self._generate = generate
         self._version: object = None
-        self._entries: dict[tuple[Hashable, str], Mapping[str, Encoded]] = {}
+        self._entries: dict[tuple[Hashable, str, object], Mapping[str, Encoded]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -46,17 +48,17 @@ class GenerationCache:
                 f"hits={self.hits} misses={self.misses}>")
 
     def resources(self, snapshot: Any, version: object, proxy: Any,
-                  type_url: str) -> Mapping[str, Encoded]:
+                  type_url: str, names: tuple[str, ...] | None = None) -> Mapping[str, Encoded]:
         if version != self._version:
             self._version = version
             self._entries = {}
-        key = (proxy.scope_key(), type_url)
+        key = (proxy.scope_key(), type_url, names)
         found = self._entries.get(key)
         if found is not None:
             self.hits += 1
             return found
         self.misses += 1
-        generated = self._generate(snapshot, proxy, type_url)
+        generated = self._generate(snapshot, proxy, type_url, names)
         encoded = {name: Encoded.of(name, type_url, msg) for name, msg in generated.items()}
         self._entries[key] = encoded
         return encoded

@@ -24,9 +24,9 @@ from ketch.controlplane.xds.watch import Verdict, Watch, apply_verdict, should_r
 
 log = logging.getLogger(__name__)
 
-# (proxy, type_url) -> every resource of that type for the proxy, or None before the first
-# snapshot. Supplied by the server, which owns the snapshot and the generation cache.
-Resources = Callable[[Any, str], "Mapping[str, Encoded] | None"]
+# (proxy, watch) -> every resource of the watch's type for the proxy, or None before the
+# first snapshot. Supplied by the server, which owns the snapshot and the generation cache.
+Resources = Callable[[Any, Watch], "Mapping[str, Encoded] | None"]
 
 _nonce_prefix = os.urandom(4).hex()  # nonces of an earlier control-plane process never match
 _nonces = itertools.count(1)
@@ -94,7 +94,7 @@ class Connection:
         apply_verdict(watch, verdict, names, request.response_nonce, error)
         if not verdict.respond:
             return []
-        current = resources(self.proxy, type_url)
+        current = resources(self.proxy, watch)
         if current is None:  # no snapshot yet: the first push answers
             return []
         response = self._respond(watch, current, resend=verdict is Verdict.INITIAL, change=None)
@@ -104,7 +104,7 @@ class Connection:
         out: list[DiscoveryResponse] = []
         for type_url in sorted(self.watches, key=push_rank):
             watch = self.watches[type_url]
-            current = resources(self.proxy, type_url)
+            current = resources(self.proxy, watch)
             if current is None:
                 continue
             response = self._respond(watch, current, resend=False, change=change)
