@@ -173,10 +173,11 @@ def _encode(resource: "Resource") -> dict[str, Any]:
 
 
 def _decode_many(entries: list[dict[str, Any]], file: str) -> list["Resource"]:
-    """Load stored objects back into Resources (validating them like any other input)."""
+    """Load stored objects back into Resources. They were validated when applied; not
+    validating again keeps them even if a newer Ketch is stricter (analyze will say so)."""
     from ketch.model import load_documents
 
-    result = load_documents([e["object"] for e in entries], file)
+    result = load_documents([e["object"] for e in entries], file, validate=False)
     for issue in result.errors:
         if str(getattr(issue, "level", "Error")) == "Error":
             log.error("stored object no longer loads, dropped: %s", issue)
