@@ -1,0 +1,41 @@
+"""`generate(snapshot, proxy, type_url)`: dispatch by resource type and proxy type."""
+
+from __future__ import annotations
+
+from typing import Collection
+
+from google.protobuf.message import Message
+
+from ketch.controlplane.node import ProxyNode, ProxyType
+from ketch.controlplane.snapshot import Snapshot
+from ketch.controlplane.translate import grpc, outbound
+from ketch.controlplane.translate.scope import ProxyScope
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+TYPE_URLS = (CLUSTER, ENDPOINT, LISTENER, ROUTE)  # Envoy's warming order
+
+
+def generate(snapshot: Snapshot, proxy: ProxyNode, type_url: str,
+             names: Collection[str] | None = None) -> dict[str, Message]:
+    scope = ProxyScope.of(snapshot, proxy)
+    is_grpc = proxy.type is ProxyType.GRPC
+    if type_url == CLUSTER:
+        return dict(outbound.clusters(scope, grpc=is_grpc))
+    if type_url == ENDPOINT:
+        return dict(outbound.load_assignments(scope))
+    if type_url == LISTENER:
+        if is_grpc:
+            return dict(grpc.listeners(scope, names))
+        if proxy.type is ProxyType.ROUTER:
+            return dict(outbound.router_listeners(scope))
+        return dict(outbound.sidecar_listeners(scope))
+    if type_url == ROUTE:
+        if is_grpc:
+            return dict(grpc.routes(scope))
+        if proxy.type is ProxyType.ROUTER:
+            return dict(outbound.router_routes(scope))
+        return dict(outbound.sidecar_routes(scope))
+    raise ValueError(f"unsupported type URL {type_url!r}")

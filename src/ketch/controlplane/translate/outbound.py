@@ -1,0 +1,285 @@
+"""Per-proxy assembly for sidecars and routers: which listeners, route configurations,
+clusters and load assignments a proxy gets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from ketch.controlplane.node import InterceptionMode
+from ketch.controlplane.translate import listener as lds
+from ketch.controlplane.translate import route as rds
+from ketch.controlplane.translate.cluster import (
+    BLACKHOLE, PASSTHROUGH, inbound_cluster, outbound_clusters, passthrough_clusters,
+)
+from ketch.controlplane.translate.endpoint import load_assignment
+from ketch.controlplane.translate.policy import subset_labels
+from ketch.controlplane.translate.route_match import MatchContext, applies, gateway_names
+from ketch.controlplane.translate.scope import ProxyScope, gateway_key, servers_by_port
+from ketch.controlplane.translate.service import Protocol, Resolution, Service, ServicePort
+from ketch.controlplane.translate.util import attr, cluster_name, fqdn, host_matches, seq
+
+C = cluster_pb2.Cluster
+
+
+def _dr_key(dr: Any) -> tuple | None:
+    return None if dr is None else (dr.metadata.namespace, dr.metadata.name)
+
+
+# -- CDS / EDS -------------------------------------------------------------------------
+def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Cluster]:
+    snap = scope.snapshot
+    out: dict[str, cluster_pb2.Cluster] = {}
+    default_lb = C.ROUND_ROBIN if grpc else C.LEAST_REQUEST
+    for svc in scope.services:
+        dr = scope.destination_rule(svc)
+        for port in svc.ports:
+            if port.protocol is Protocol.UDP:
+                continue
+            key = ("clusters", svc.kind, svc.namespace, svc.hostname, port.number,
+                   _dr_key(dr), grpc)
+            built = snap.memo(key, lambda: outbound_clusters(
+                svc, port, dr, snap.endpoints(svc, port), snap.mesh, default_lb))
+            for c in built:
+                if grpc and c.type not in (C.EDS, C.LOGICAL_DNS):
+                    continue  # gRPC's xDS client rejects other discovery types
+                out.setdefault(c.name, c)
+    if grpc:
+        return out
+    for c in passthrough_clusters(snap.mesh):
+        out[c.name] = c
+    for svc, port, target in scope.inbound():
+        c = inbound_cluster(target, target, snap.mesh)
+        out.setdefault(c.name, c)
+    return out
+
+
+def load_assignments(scope: ProxyScope) -> dict[str, endpoint_pb2.ClusterLoadAssignment]:
+    snap = scope.snapshot
+    out: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+    for svc in scope.services:
+        if svc.resolution is not Resolution.CLIENT_SIDE_LB:
+            continue
+        dr = scope.destination_rule(svc)
+        for port in svc.ports:
+            if port.protocol is Protocol.UDP:
+                continue
+            from ketch.controlplane.translate.policy import subset_names
+
+            for subset in (None, *subset_names(dr)):
+                name = cluster_name("outbound", port.number, subset, svc.hostname)
+                if name in out:
+                    continue
+                labels = subset_labels(dr, subset)
+                key = ("cla", name, svc.namespace, tuple(sorted(labels.items())))
+                out[name] = snap.memo(key, lambda: load_assignment(
+                    name, snap.endpoints(svc, port), labels))
+    return out
+
+
+# -- sidecar LDS / RDS -----------------------------------------------------------------
+def _http_ports(scope: ProxyScope) -> dict[int, list[tuple[Service, ServicePort]]]:
+    ports: dict[int, list[tuple[Service, ServicePort]]] = {}
+    for svc in scope.services:
+        for port in svc.ports:
+            if port.protocol.is_http:
+                ports.setdefault(port.number, []).append((svc, port))
+    return ports
+
+
+def tcp_route(scope: ProxyScope, svc: Service, port: ServicePort,
+              gateways: frozenset[str] = frozenset({"mesh"})) -> list[tuple[str, int]]:
+    """Weighted clusters of the first applicable VirtualService TCP rule, else the service."""
+    ctx = scope.match_context(port.number, gateways)
+    vs = rds.virtual_service_for(scope.snapshot, svc.hostname, ctx)
+    if vs is not None:
+        weighted = _tcp_rule(vs, ctx, scope, port.number)
+        if weighted:
+            return weighted
+    return [(cluster_name("outbound", port.number, None, svc.hostname), 1)]
+
+
+def _tcp_rule(vs: Any, ctx: MatchContext, scope: ProxyScope, port: int) -> list[tuple[str, int]]:
+    ns = vs.metadata.namespace or "default"
+    for rule in seq(attr(vs.spec, "tcp")):
+        matches = seq(attr(rule, "match"))
+        if matches and not any(applies(m, ctx, ns) for m in matches):
+            continue
+        out = []
+        rctx = rds.RouteContext(scope.snapshot, ctx)
+        dests = seq(attr(rule, "route"))
+        for d in dests:
+            weight = int(attr(d, "weight") or (100 if len(dests) == 1 else 0))
+            if weight > 0:
+                out.append((rds.destination_cluster(d.destination, ns, rctx), weight))
+        if out:
+            return out
+    return []
+
+
+def sidecar_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
+    out: list[listener_pb2.Listener] = []
+    if scope.proxy.interception_mode is InterceptionMode.NONE:
+        out.append(lds.explicit_proxy_outbound())
+    else:
+        out.append(lds.virtual_outbound(PASSTHROUGH if scope.allow_any else BLACKHOLE))
+        http_ports = _http_ports(scope)
+        for port in sorted(http_ports):
+            out.append(lds.outbound_http_listener(port))
+        for svc in scope.services:
+            for port in svc.ports:
+                if port.protocol.is_http or port.protocol is Protocol.UDP:
+                    continue
+                if svc.resolution is Resolution.PASSTHROUGH and not svc.vip:
+                    continue
+                ip = svc.vip or "0.0.0.0"
+                if ip == "0.0.0.0" and port.number in http_ports:
+                    continue  # the HTTP listener owns the wildcard address of this port
+                out.append(lds.outbound_tcp_listener(ip, port.number, tcp_route(scope, svc, port)))
+    inbound = [(target, port.protocol.is_http) for _, port, target in scope.inbound()]
+    out.append(lds.virtual_inbound(inbound))
+    result: dict[str, listener_pb2.Listener] = {}
+    for lis in out:
+        result.setdefault(lis.name, lis)  # two services on one VIP:port: the first wins
+    return result
+
+
+def sidecar_routes(scope: ProxyScope) -> dict[str, route_pb2.RouteConfiguration]:
+    out: dict[str, route_pb2.RouteConfiguration] = {}
+    if scope.proxy.interception_mode is InterceptionMode.NONE:
+        out["http_proxy"] = _http_proxy_routes(scope)
+        return out
+    for port, members in sorted(_http_ports(scope).items()):
+        rctx = rds.RouteContext(scope.snapshot, scope.match_context(port))
+        vhosts = [rds.service_virtual_host(svc, p, rctx) for svc, p in members]
+        vhosts.append(rds.fallback_virtual_host(scope.allow_any))
+        out[str(port)] = rds.route_configuration(str(port), vhosts)
+    return out
+
+
+def _http_proxy_routes(scope: ProxyScope) -> route_pb2.RouteConfiguration:
+    """Explicit-proxy mode sees `Host: name:port`: one table for every port; port 80 also
+    answers to bare names. TCP service ports are reached with CONNECT."""
+    vhosts = []
+    for port, members in sorted(_http_ports(scope).items()):
+        rctx = rds.RouteContext(scope.snapshot, scope.match_context(port))
+        for svc, p in members:
+            domains = [d for d in rds.service_domains(svc, port, scope.proxy.namespace)
+                       if d.endswith(f":{port}") or port == 80]
+            vhosts.append(rds.service_virtual_host(svc, p, rctx, domains))
+    for svc in scope.services:
+        for p in svc.ports:
+            if p.protocol.is_http or p.protocol is Protocol.UDP:
+                continue
+            domains = [d for d in rds.service_domains(svc, p.number, scope.proxy.namespace)
+                       if d.endswith(f":{p.number}")]
+            action = rc.RouteAction(cluster=cluster_name("outbound", p.number, None, svc.hostname))
+            action.upgrade_configs.append(rc.RouteAction.UpgradeConfig(
+                upgrade_type="CONNECT", connect_config=rc.RouteAction.UpgradeConfig.ConnectConfig()))
+            vhosts.append(rc.VirtualHost(name=f"{svc.hostname}:{p.number}", domains=domains,
+                                         routes=[rc.Route(name="connect", match=rc.RouteMatch(
+                                             connect_matcher=rc.RouteMatch.ConnectMatcher()),
+                                             route=action)]))
+    vhosts.append(rds.fallback_virtual_host(scope.allow_any))
+    return rds.route_configuration("http_proxy", vhosts)
+
+
+# -- router (gateway) LDS / RDS --------------------------------------------------------
+_HTTP = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
+
+
+def _server_protocol(server: Any) -> str:
+    from ketch.controlplane.translate.util import enum_name
+
+    return (enum_name(attr(server, "port", "protocol")) or "HTTP").upper()
+
+
+def router_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
+    out: dict[str, listener_pb2.Listener] = {}
+    for port, servers in sorted(servers_by_port(scope.gateways()).items()):
+        protocols = {_server_protocol(s) for _, s in servers}
+        if protocols & _HTTP:
+            lis = lds.gateway_http_listener(port)
+        elif protocols & {"TCP", "MONGO", "MYSQL", "REDIS"}:
+            weighted = _gateway_tcp(scope, port, servers)
+            if not weighted:
+                continue
+            lis = lds.gateway_tcp_listener(port, weighted)
+        else:
+            continue  # HTTPS/TLS servers need certificates: the security work adds them
+        out[lis.name] = lis
+    return out
+
+
+def _gateway_tcp(scope: ProxyScope, port: int, servers: list) -> list[tuple[str, int]]:
+    gws = frozenset(gateway_key(gw) for gw, _ in servers)
+    ctx = scope.match_context(port, gws)
+    for vs in scope.snapshot.virtual_services:
+        if gateway_names(vs) & gws and scope.snapshot.vs_visible(vs, scope.proxy.namespace):
+            weighted = _tcp_rule(vs, ctx, scope, port)
+            if weighted:
+                return weighted
+    return []
+
+
+def router_routes(scope: ProxyScope) -> dict[str, route_pb2.RouteConfiguration]:
+    out: dict[str, route_pb2.RouteConfiguration] = {}
+    for port, servers in sorted(servers_by_port(scope.gateways()).items()):
+        http_servers = [(gw, s) for gw, s in servers if _server_protocol(s) in _HTTP]
+        if not http_servers:
+            continue
+        name = f"http.{port}"
+        out[name] = rds.route_configuration(name, _gateway_vhosts(scope, port, http_servers))
+    return out
+
+
+def _gateway_vhosts(scope: ProxyScope, port: int, servers: list) -> list[rc.VirtualHost]:
+    gws = frozenset(gateway_key(gw) for gw, _ in servers)
+    rctx = rds.RouteContext(scope.snapshot, scope.match_context(port, gws))
+    by_host: dict[str, list[rc.Route]] = {}
+    for vs in scope.snapshot.virtual_services:
+        vs_ns = vs.metadata.namespace or "default"
+        bound = gateway_names(vs) & gws
+        if not bound:
+            continue
+        for h in seq(attr(vs.spec, "hosts")):
+            host = str(h)
+            if not any(_server_allows(gw, s, vs_ns, host) for gw, s in servers
+                       if gateway_key(gw) in bound):
+                continue
+            by_host.setdefault(host, []).extend(rds.vs_routes(vs, rctx))
+    vhosts = []
+    for host in sorted(by_host, key=lambda h: (h == "*", h)):
+        domains = ["*"] if host == "*" else [host, f"{host}:{port}"]
+        vhosts.append(rc.VirtualHost(name=f"{host}:{port}", domains=domains, routes=by_host[host]))
+    if not vhosts:
+        vhosts.append(rc.VirtualHost(name=f"blackhole:{port}", domains=["*"], routes=[rc.Route(
+            name="default", match=rc.RouteMatch(prefix="/"),
+            direct_response=rc.DirectResponseAction(status=404))]))
+    return vhosts
+
+
+def _server_allows(gw: Any, server: Any, vs_ns: str, host: str) -> bool:
+    gw_ns = gw.metadata.namespace or "default"
+    for entry in seq(attr(server, "hosts")):
+        ns, _, pattern = str(entry).partition("/")
+        if not pattern:
+            ns, pattern = "*", ns
+        if ns == "." and vs_ns != gw_ns:
+            continue
+        if ns not in ("*", ".") and ns != vs_ns:
+            continue
+        if host_matches(pattern, host) or host_matches(host, pattern):
+            return True
+    return False
+
+
+__all__ = [
+    "clusters", "load_assignments", "sidecar_listeners", "sidecar_routes",
+    "router_listeners", "router_routes", "tcp_route", "fqdn",
+]

@@ -1,0 +1,225 @@
+"""RDS: virtual hosts per service port with Istio's domains, and VirtualService HTTP rules
+turned into Envoy routes in order (first match wins; one Envoy route per match entry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
+
+from ketch.controlplane.snapshot import Snapshot
+from ketch.controlplane.translate import route_action as ra
+from ketch.controlplane.translate.cluster import BLACKHOLE, PASSTHROUGH
+from ketch.controlplane.translate.policy import policy_for
+from ketch.controlplane.translate.route_match import (
+    MatchContext, applies, gateway_names, merge_delegate, route_match,
+)
+from ketch.controlplane.translate.service import Service, ServicePort
+from ketch.controlplane.translate.util import attr, cluster_name, duration, fqdn, seq
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    snapshot: Snapshot
+    match: MatchContext
+    grpc: bool = False  # proxyless clients need max_stream_duration, not timeout
+
+    @property
+    def namespace(self) -> str:
+        return self.match.namespace
+
+
+def service_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
+    """Istio's virtual host domains: every name the service answers to, bare and `:port`."""
+    names = [svc.hostname]
+    suffix = f".{svc.namespace}.svc.cluster.local"
+    if svc.hostname.endswith(suffix):
+        short = svc.hostname[: -len(suffix)]
+        names += [f"{short}.{svc.namespace}.svc", f"{short}.{svc.namespace}"]
+        if svc.namespace == proxy_namespace:
+            names.append(short)
+    names += list(svc.addresses)
+    out = []
+    for n in names:
+        out += [n, f"{n}:{port}"]
+    return out
+
+
+def destination_cluster(dest: Any, vs_namespace: str, ctx: RouteContext) -> str:
+    host = fqdn(str(attr(dest, "host") or ""), vs_namespace)
+    port = attr(dest, "port", "number")
+    if not port:
+        svc = ctx.snapshot.service(host, ctx.namespace)
+        if svc is not None and len(svc.ports) == 1:
+            port = svc.ports[0].number
+        elif svc is not None and svc.port(ctx.match.port) is None and svc.ports:
+            port = svc.ports[0].number
+        else:
+            port = ctx.match.port
+    return cluster_name("outbound", int(port), attr(dest, "subset"), host)
+
+
+def _hash_for(dest: Any, vs_namespace: str, ctx: RouteContext) -> list:
+    host = fqdn(str(attr(dest, "host") or ""), vs_namespace)
+    svc = ctx.snapshot.service(host, ctx.namespace)
+    dr = ctx.snapshot.destination_rule(host, ctx.namespace, svc.namespace if svc else None)
+    if dr is None:
+        return []
+    port = attr(dest, "port", "number") or (svc.ports[0].number if svc and svc.ports else 0)
+    return ra.hash_policies(policy_for(dr, int(port), attr(dest, "subset")).load_balancer)
+
+
+def _name(rule: Any, match: Any) -> str:
+    rule_name, match_name = attr(rule, "name") or "", attr(match, "name") or ""
+    if rule_name and match_name:
+        return f"{rule_name}.{match_name}"
+    return rule_name or match_name
+
+
+def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext) -> rc.Route:
+    route = rc.Route(name=_name(rule, match), match=route_match(match))
+    if attr(rule, "redirect") is not None:
+        route.redirect.CopyFrom(ra.redirect(rule.redirect))
+    elif attr(rule, "direct_response") is not None:
+        route.direct_response.CopyFrom(ra.direct_response(rule.direct_response))
+    else:
+        route.route.CopyFrom(_route_action(rule, vs_namespace, ctx, route))
+    ra.apply_headers(route, attr(rule, "headers"))
+    ra.typed_filter_config(route, rule)
+    return route
+
+
+def _route_action(rule: Any, ns: str, ctx: RouteContext, route: rc.Route) -> rc.RouteAction:
+    action = rc.RouteAction()
+    dests = seq(attr(rule, "route"))
+    if len(dests) == 1:
+        action.cluster = destination_cluster(dests[0].destination, ns, ctx)
+        ra.apply_headers(route, attr(dests[0], "headers"))
+    elif dests:
+        for d in dests:
+            cw = rc.WeightedCluster.ClusterWeight(
+                name=destination_cluster(d.destination, ns, ctx))
+            cw.weight.value = int(attr(d, "weight") or 0)
+            ra.apply_headers(cw, attr(d, "headers"))
+            action.weighted_clusters.clusters.append(cw)
+    if dests:
+        action.hash_policy.extend(_hash_for(dests[0].destination, ns, ctx))
+    timeout = duration(attr(rule, "timeout")) or duration_pb2.Duration()
+    if ctx.grpc:
+        action.max_stream_duration.max_stream_duration.CopyFrom(timeout)
+        action.max_stream_duration.grpc_timeout_header_max.CopyFrom(timeout)
+    else:
+        action.timeout.CopyFrom(timeout)
+    retry = ra.retry_policy(attr(rule, "retries"))
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    ra.rewrite(action, attr(rule, "rewrite"), attr(rule, "uri_regex_rewrite"))
+    mirrors = [(attr(rule, "mirror"), attr(rule, "mirror_percentage")
+                or attr(rule, "mirror_percent"))] if attr(rule, "mirror") else []
+    mirrors += [(attr(m, "destination"), attr(m, "percentage")) for m in seq(attr(rule, "mirrors"))]
+    for dest, pct in mirrors:
+        if isinstance(pct, (int, float)):
+            pct = {"value": float(pct)}
+        action.request_mirror_policies.append(
+            ra.mirror_policy(destination_cluster(dest, ns, ctx), pct))
+    return action
+
+
+def default_route(cluster: str, ctx: RouteContext) -> rc.Route:
+    action = rc.RouteAction(cluster=cluster)
+    if ctx.grpc:
+        action.max_stream_duration.max_stream_duration.CopyFrom(duration_pb2.Duration())
+        action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration_pb2.Duration())
+    else:
+        action.timeout.CopyFrom(duration_pb2.Duration())
+    action.retry_policy.CopyFrom(ra.default_retry_policy())
+    return rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action)
+
+
+def vs_routes(vs: Any, ctx: RouteContext, _depth: int = 0) -> list[rc.Route]:
+    """The routes of one VirtualService's HTTP rules on this proxy, delegates expanded."""
+    ns = vs.metadata.namespace or "default"
+    out: list[rc.Route] = []
+    for rule in seq(attr(vs.spec, "http")):
+        matches = [m for m in seq(attr(rule, "match")) if applies(m, ctx.match, ns)]
+        if seq(attr(rule, "match")) and not matches:
+            continue  # every match is for another port/source/gateway
+        delegate = attr(rule, "delegate")
+        if delegate is not None and _depth == 0:
+            child = ctx.snapshot.virtual_service(attr(delegate, "namespace") or ns, delegate.name)
+            if child is not None:
+                out.extend(_delegate_routes(child, matches or [None], ctx))
+            continue
+        for m in matches or [None]:
+            out.append(build_route(rule, m, ns, ctx))
+    return out
+
+
+def _delegate_routes(child: Any, root_matches: list, ctx: RouteContext) -> list[rc.Route]:
+    ns = child.metadata.namespace or "default"
+    out = []
+    for rule in seq(attr(child.spec, "http")):
+        child_matches = seq(attr(rule, "match")) or (None,)
+        for root in root_matches:
+            for cm in child_matches:
+                merged = merge_delegate(root, cm)
+                if merged is None or applies(merged, ctx.match, ns):
+                    out.append(build_route(rule, merged, ns, ctx))
+    return out
+
+
+def virtual_service_for(snapshot: Snapshot, host: str, ctx: MatchContext) -> Any | None:
+    for vs in snapshot.virtual_services_for(host):
+        if gateway_names(vs) & ctx.gateways and snapshot.vs_visible(vs, ctx.namespace):
+            return vs
+    return None
+
+
+def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
+                         domains: Iterable[str] | None = None) -> rc.VirtualHost:
+    vs = virtual_service_for(ctx.snapshot, svc.hostname, ctx.match)
+    routes = vs_routes(vs, ctx) if vs is not None else []
+    if not routes:
+        routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname), ctx)]
+    return rc.VirtualHost(
+        name=f"{svc.hostname}:{port.number}",
+        domains=list(domains if domains is not None
+                     else service_domains(svc, port.number, ctx.namespace)),
+        routes=routes,
+    )
+
+
+def fallback_virtual_host(allow_any: bool) -> rc.VirtualHost:
+    """Unknown hosts: passthrough with ALLOW_ANY, a 502 with REGISTRY_ONLY (as Istio)."""
+    if allow_any:
+        return rc.VirtualHost(name="allow_any", domains=["*"], routes=[rc.Route(
+            name="allow_any", match=rc.RouteMatch(prefix="/"),
+            route=rc.RouteAction(cluster=PASSTHROUGH, timeout=duration_pb2.Duration()))])
+    return rc.VirtualHost(name="block_all", domains=["*"], routes=[rc.Route(
+        name="block_all", match=rc.RouteMatch(prefix="/"),
+        direct_response=rc.DirectResponseAction(status=502))])
+
+
+def dedupe_domains(vhosts: list[rc.VirtualHost]) -> list[rc.VirtualHost]:
+    """Envoy rejects a domain in two virtual hosts; the first (sorted) keeps it."""
+    seen: set[str] = set()
+    out = []
+    for vh in vhosts:
+        keep = [d for d in vh.domains if d not in seen]
+        seen.update(keep)
+        if keep:
+            del vh.domains[:]
+            vh.domains.extend(keep)
+            out.append(vh)
+    return out
+
+
+def route_configuration(name: str, vhosts: list[rc.VirtualHost]) -> route_pb2.RouteConfiguration:
+    return route_pb2.RouteConfiguration(
+        name=name, virtual_hosts=dedupe_domains(vhosts), validate_clusters=wrappers_pb2.BoolValue(value=False))
+
+
+BLACKHOLE_CLUSTER = BLACKHOLE

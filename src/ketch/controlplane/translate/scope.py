@@ -1,0 +1,106 @@
+"""What one proxy can see: its Sidecar resource, visible services, outbound policy,
+the services it serves (inbound) and the Gateways it implements (routers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ketch.controlplane.node import ProxyNode, ProxyType
+from ketch.controlplane.snapshot import Snapshot
+from ketch.controlplane.translate.route_match import MatchContext
+from ketch.controlplane.translate.service import Service, ServicePort
+from ketch.controlplane.translate.util import attr, enum_name, labels_match, seq
+
+
+@dataclass(frozen=True)
+class ProxyScope:
+    snapshot: Snapshot
+    proxy: ProxyNode
+    sidecar: Any | None
+    services: tuple[Service, ...]
+    allow_any: bool
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, proxy: ProxyNode) -> ProxyScope:
+        sidecar = None
+        if proxy.type is not ProxyType.ROUTER:
+            sidecar = snapshot.sidecar_for(proxy.namespace, proxy.labels)
+        mode = enum_name(attr(sidecar, "spec", "outbound_traffic_policy", "mode")) \
+            or snapshot.outbound_policy
+        return cls(
+            snapshot=snapshot, proxy=proxy, sidecar=sidecar,
+            services=snapshot.visible_services(proxy.namespace, sidecar),
+            allow_any=mode != "REGISTRY_ONLY",
+        )
+
+    def match_context(self, port: int, gateways: frozenset[str] | None = None) -> MatchContext:
+        return MatchContext(
+            port=port, namespace=self.proxy.namespace, labels=self.proxy.labels,
+            gateways=gateways if gateways is not None else frozenset({"mesh"}),
+        )
+
+    def destination_rule(self, svc: Service) -> Any | None:
+        return self.snapshot.destination_rule(svc.hostname, self.proxy.namespace, svc.namespace)
+
+    # -- inbound ----------------------------------------------------------------------
+    def inbound(self) -> list[tuple[Service, ServicePort, int]]:
+        """(service, port, target port) for every service port that selects this proxy."""
+        proxy = self.proxy
+        me = self._own_instance()
+        out = []
+        for svc in self.snapshot.services:
+            if svc.namespace != proxy.namespace or not svc.selector:
+                continue
+            if not labels_match(svc.selector, proxy.labels):
+                continue
+            for port in svc.ports:
+                target = _target(svc, port, me.ports if me is not None else {})
+                if target is not None:
+                    out.append((svc, port, target))
+        return out
+
+    def _own_instance(self) -> Any | None:
+        ips = set(self.proxy.instance_ips) | {self.proxy.ip}
+        for inst in self.snapshot.instances:
+            if inst.namespace == self.proxy.namespace and (
+                    inst.address in ips or inst.name == self.proxy.workload_name):
+                return inst
+        return None
+
+    # -- gateways ---------------------------------------------------------------------
+    def gateways(self) -> list[Any]:
+        """Gateways whose selector picks this router (any namespace, as Istio's default)."""
+        out = []
+        for gw in self.snapshot.gateways:
+            sel = attr(gw.spec, "selector")
+            if sel and labels_match(sel, self.proxy.labels):
+                out.append(gw)
+        return out
+
+
+def gateway_key(gw: Any) -> str:
+    return f"{gw.metadata.namespace or 'default'}/{gw.metadata.name}"
+
+
+def servers_by_port(gateways: list[Any]) -> dict[int, list[tuple[Any, Any]]]:
+    out: dict[int, list[tuple[Any, Any]]] = {}
+    for gw in gateways:
+        for server in seq(attr(gw.spec, "servers")):
+            number = attr(server, "port", "number")
+            if number:
+                out.setdefault(int(number), []).append((gw, server))
+    return out
+
+
+def _target(svc: Service, port: ServicePort, named: Any) -> int | None:
+    tp = port.target_port
+    if isinstance(tp, int):
+        return tp
+    if isinstance(tp, str):
+        return int(named[tp]) if tp in named else None
+    if svc.kind == "ServiceEntry" and port.name in named:
+        return int(named[port.name])
+    if port.name in named and svc.kind == "Service":
+        return int(named[port.name])
+    return port.number
