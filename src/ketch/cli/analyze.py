@@ -48,7 +48,7 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
     except (MeshConfigError, OSError) as exc:
         click.echo(f"Error: mesh config {mesh_config_file}: {exc}", err=True)
         sys.exit(1)
-    result = load_paths(inputs, stdin=click.get_text_stream("stdin"))
+    result = load_paths(inputs, stdin=sys.stdin)
     broken = unattributed(result.errors)
     if broken:
         for issue in broken:
