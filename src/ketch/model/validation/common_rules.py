@@ -1,9 +1,31 @@
-"""Rules for every kind: metadata, and kinds Ketch does not enforce yet."""
+"""Rules for every kind: object metadata, and the kinds Ketch does not enforce yet."""
 
 from __future__ import annotations
 
 from ketch.model.resource import Resource
+from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
+from ketch.model.validation.paths import Path
+
+_SUBDOMAIN = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+_LABEL = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+
+
+def metadata(resource: Resource, ctx: Ctx) -> None:
+    meta = resource.metadata
+    path = Path("metadata")
+    if resource.kind_id == "Namespace":
+        if not checks.is_dns1123_label(meta.name):
+            ctx.error(path / "name", f'Invalid value: "{meta.name}": {_LABEL}')
+    elif not checks.is_dns1123_subdomain(meta.name):
+        ctx.error(path / "name", f'Invalid value: "{meta.name}": {_SUBDOMAIN}')
+    if meta.namespace and not checks.is_dns1123_label(meta.namespace):
+        ctx.error(path / "namespace", f'Invalid value: "{meta.namespace}": {_LABEL}')
+    ctx.labels(path / "labels", meta.labels)
+    if "istio.io/dry-run" in meta.annotations and resource.kind_id != "AuthorizationPolicy":
+        ctx.error((path / "annotations").key("istio.io/dry-run"), f"{resource.namespace}/{resource.name} has unsupported annotation istio.io/dry-run, please remove the annotation")
+    if "istio.io/always-reject" in meta.annotations:
+        ctx.error((path / "annotations").key("istio.io/always-reject"), '"istio.io/always-reject" annotation found, rejecting')
 
 
 def not_enforced(resource: Resource, ctx: Ctx) -> None:
@@ -11,4 +33,4 @@ def not_enforced(resource: Resource, ctx: Ctx) -> None:
         ctx.warn("", f"{resource.kind} ({resource.api_version}) is accepted and stored, but Ketch does not enforce it yet")
 
 
-RULES = {"*": [not_enforced]}
+RULES = {"*": [metadata, not_enforced]}

@@ -14,10 +14,18 @@ Rule = Callable[[Resource, Ctx], None]
 
 @cache
 def _rules() -> dict[str, list[Rule]]:
-    from ketch.model.validation import common_rules
+    from ketch.model.validation import (
+        common_rules,
+        destinationrule,
+        kube,
+        networking,
+        security,
+        telemetry,
+        virtualservice,
+    )
 
     table: dict[str, list[Rule]] = {}
-    for module in (common_rules,):
+    for module in (common_rules, virtualservice, destinationrule, networking, security, telemetry, kube):
         for kind, rules in module.RULES.items():
             table.setdefault(kind, []).extend(rules)
     return table
