@@ -116,7 +116,7 @@ def _route_action(rule: Any, ns: str, ctx: RouteContext, route: rc.Route) -> rc.
     retry = ra.retry_policy(attr(rule, "retries"))
     if retry is not None:
         action.retry_policy.CopyFrom(retry)
-    ra.rewrite(action, attr(rule, "rewrite"), attr(rule, "uri_regex_rewrite"))
+    ra.rewrite(action, attr(rule, "rewrite"), attr(rule, "rewrite", "uri_regex_rewrite"))
     mirrors = [(attr(rule, "mirror"), attr(rule, "mirror_percentage")
                 or attr(rule, "mirror_percent"))] if attr(rule, "mirror") else []
     mirrors += [(attr(m, "destination"), attr(m, "percentage")) for m in seq(attr(rule, "mirrors"))]
