@@ -155,7 +155,7 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: egress-proxy}
 spec:
-  outboundTrafficPolicy: {mode: REGISTRY_ONLY, egressProxy: {host: egress.example.com}}
+  outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: egress.example.com, port: {number: 443}}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

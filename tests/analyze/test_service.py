@@ -35,9 +35,15 @@ spec:
   selector: {app: web}
   ports:
   - {name: web, port: 80, targetPort: 8080}
-  - {port: 81}
   - {name: http-ok, port: 82}
   - {name: custom, port: 83, appProtocol: grpc}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unnamed}
+spec:
+  selector: {app: unnamed}
+  ports: [{port: 81}]
 ---
 apiVersion: v1
 kind: Service
@@ -54,7 +60,8 @@ spec:
   externalName: example.com
   ports: [{name: weird, port: 80}]
 """
-    assert pairs(config, codes={"IST0118"}) == [("IST0118", "Service default/web")] * 2
+    assert pairs(config, codes={"IST0118"}) == [("IST0118", "Service default/unnamed"),
+                                                ("IST0118", "Service default/web")]
     assert texts(config, "IST0118") == [
         "Port name  (port: 81, targetPort: 81) doesn't follow the naming convention of Istio port.",
         "Port name web (port: 80, targetPort: 8080) doesn't follow the naming convention of Istio port.",

@@ -107,10 +107,11 @@ spec:
   hosts: [api.example.com, "*.wild.example.com"]
   exportTo: ["."]
   ports: [{number: 443, name: https, protocol: HTTPS}]
-  resolution: DNS
+  resolution: NONE
 """ + vs("same-ns", """
   hosts: [a.example.com]
-  http: [{route: [{destination: {host: api.example.com}}, {destination: {host: x.wild.example.com}}]}]
+  http:
+  - route: [{destination: {host: api.example.com}, weight: 50}, {destination: {host: x.wild.example.com}, weight: 50}]
 """, ns="ns1") + vs("other-ns", """
   hosts: [b.example.com]
   http: [{route: [{destination: {host: api.example.com}}]}]
@@ -218,21 +219,38 @@ def test_unreachable_rules_and_ineffective_matches():
     route: [{destination: {host: reviews}}]
   - match: [{uri: {exact: /b}}, {uri: {exact: /c}}]
     route: [{destination: {host: reviews}}]
+  - match: [{uri: {prefix: /api}}, {uri: {prefix: /api}, method: {exact: POST}}]
+    route: [{destination: {host: reviews}}]
   - route: [{destination: {host: reviews}}]
   - route: [{destination: {host: reviews}}]
+  - match: [{uri: {exact: /late}}]
+    route: [{destination: {host: reviews}}]
+  tcp:
+  - match: [{port: 9000}]
+    route: [{destination: {host: reviews}}]
+  - match: [{port: 9000}]
+    route: [{destination: {host: reviews}}]
 """)
     assert texts(config, "IST0130") == [
         'VirtualService rule "dup" not used (all matches used by prior rules).',
-        "VirtualService rule #4 not used (only the last rule can have no matches).",
+        "VirtualService rule #1 not used (all matches used by prior rules).",  # the second TCP rule
+        "VirtualService rule #5 not used (only the last rule can have no matches).",
+        "VirtualService rule #6 not used (route without matches defined before).",
     ]
     assert texts(config, "IST0131") == [
         'VirtualService rule "dup" match "again" is not used (duplicate/overlapping match in rule "first").',
+        "VirtualService rule #1 match #0 is not used (duplicate/overlapping match in rule #0).",
         'VirtualService rule #2 match #0 is not used (duplicate/overlapping match in rule "first").',
+        # /api (GET by default) is covered by the earlier /a prefix; the POST one is not
+        'VirtualService rule #3 match #0 of prefix /api is not used (duplicate/overlapping match in '
+        'rule #0 of prefix /a on "first").',
     ]
     clean = SERVICE_REVIEWS + vs("clean", """
   hosts: [reviews]
   http:
-  - match: [{uri: {prefix: /a}}]
+  - match: [{uri: {prefix: /api}}]
+    route: [{destination: {host: reviews}}]
+  - match: [{uri: {prefix: /a}}, {uri: {prefix: /api}, headers: {x-user: {exact: jason}}}]
     route: [{destination: {host: reviews}}]
   - route: [{destination: {host: reviews}}]
 """)

@@ -201,30 +201,96 @@ def _match_name(match: Any, index: int) -> str:
     return json.dumps(name) if name else f"#{index}"
 
 
+def _exact_or_prefix(m: Any) -> str:
+    if attr(m, "exact"):
+        return "exact:" + m.exact
+    if attr(m, "prefix"):
+        return "prefix:" + m.prefix
+    return ""
+
+
+@dataclass(frozen=True)
+class PrefixMatch:
+    """What Istio's overlap check compares of an HTTP match with a URI prefix."""
+
+    rule: str
+    match: str
+    prefix: str
+    port: int
+    method: str
+    authority: str
+    headers: dict[str, str]
+    query_params: dict[str, str]
+    without_headers: dict[str, str]
+
+    @classmethod
+    def of(cls, rule: str, match_name: str, match: Any) -> "PrefixMatch | None":
+        prefix = attr(attr(match, "uri"), "prefix", "")
+        if not prefix:
+            return None
+
+        def strings(field: str) -> dict[str, str]:
+            return {k: _exact_or_prefix(v) for k, v in (attr(match, field, {}) or {}).items()}
+
+        return cls(rule, match_name, prefix, attr(match, "port", 0),
+                   _exact_or_prefix(attr(match, "method")) or "exact:GET",
+                   _exact_or_prefix(attr(match, "authority")), strings("headers"),
+                   strings("query_params"), strings("without_headers"))
+
+    def covers(self, later: "PrefixMatch") -> bool:
+        """Istio's coveredValidation: every request `later` matches, this matched first."""
+        def narrower(a: str, b: str) -> bool:
+            return a == b or a.startswith(b)
+
+        def maps(a: dict[str, str], b: dict[str, str]) -> bool:
+            return len(a) == len(b) and all(k in b and narrower(v, b[k]) for k, v in a.items())
+
+        return (later.prefix.startswith(self.prefix) and later.port == self.port
+                and narrower(self.method, later.method) and narrower(self.authority, later.authority)
+                and maps(self.headers, later.headers) and maps(self.query_params, later.query_params)
+                and maps(self.without_headers, later.without_headers))
+
+
+def _shadowed(ctx: AnalysisContext, vs: Any, rules: list[Any]) -> Iterator[Message]:
+    seen: dict[str, int] = {}
+    prefixes: list[PrefixMatch] = []
+    catch_all = -1
+    for n, rule in enumerate(rules):
+        matches = list(attr(rule, "match", ()))
+        if not matches:
+            if catch_all >= 0:
+                yield ctx.message("IST0130", vs, _rule_name(rule, n), "only the last rule can have no matches")
+            catch_all = n
+            continue
+        duplicates = 0
+        for m, match in enumerate(matches):
+            if catch_all >= 0:
+                yield ctx.message("IST0130", vs, _rule_name(rule, n), "route without matches defined before")
+                continue
+            key = _match_key(match)
+            if key in seen:
+                earlier = seen[key]
+                yield ctx.message("IST0131", vs, _rule_name(rule, n), _match_name(match, m),
+                                  _rule_name(rules[earlier], earlier))
+                duplicates += 1
+                continue
+            seen[key] = n
+            prefix = PrefixMatch.of(_rule_name(rule, n), _match_name(match, m), match)
+            if prefix is not None:
+                prefixes.append(prefix)
+        if duplicates == len(matches):
+            yield ctx.message("IST0130", vs, _rule_name(rule, n), "all matches used by prior rules")
+    for i, first in enumerate(prefixes):
+        for later in prefixes[i + 1:]:
+            if later.prefix != first.prefix and first.covers(later):
+                yield ctx.message("IST0131", vs, later.rule, f"{later.match} of prefix {later.prefix}",
+                                  f"{first.match} of prefix {first.prefix} on {first.rule}")
+
+
 def unreachable_rules(ctx: AnalysisContext) -> Iterator[Message]:
-    """Istio's webhook warnings for rules after a catch-all or whose every match came earlier."""
+    """Istio's webhook warnings: rules after a catch-all, matches an earlier rule already has,
+    and HTTP prefix matches an earlier, shorter prefix covers."""
     for vs in ctx.of_kind("VirtualService"):
         for section in ("http", "tcp", "tls"):
-            rules = list(attr(vs.spec, section, ()))
-            seen: dict[str, int] = {}
-            catch_all = -1
-            for n, rule in enumerate(rules):
-                matches = list(attr(rule, "match", ()))
-                if not matches:
-                    if catch_all >= 0:
-                        yield ctx.message("IST0130", vs, _rule_name(rule, n),
-                                          "only the last rule can have no matches")
-                    catch_all = n
-                    continue
-                duplicates = 0
-                for m, match in enumerate(matches):
-                    key = _match_key(match)
-                    if key in seen:
-                        earlier = seen[key]
-                        yield ctx.message("IST0131", vs, _rule_name(rule, n), _match_name(match, m),
-                                          _rule_name(rules[earlier], earlier))
-                        duplicates += 1
-                    else:
-                        seen[key] = n
-                if duplicates == len(matches):
-                    yield ctx.message("IST0130", vs, _rule_name(rule, n), "all matches used by prior rules")
+            # TCP/TLS matches have no URI, so only HTTP rules reach the prefix overlap check.
+            yield from _shadowed(ctx, vs, list(attr(vs.spec, section, ())))
