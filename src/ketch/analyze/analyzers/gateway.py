@@ -18,8 +18,8 @@ def _selector(gateway: Any) -> dict[str, str]:
 
 
 def _listen_ports(ctx: AnalysisContext, labels: dict[str, str], namespace: str) -> set[int]:
-    """Ports a gateway pod serves through Services selecting it (TCP only): each Service port
-    and its numeric targetPort, since Istio binds a server on a Service port to its targetPort."""
+    """Ports a gateway pod is reached on through Services selecting it (TCP only): a Service
+    port's numeric targetPort, the port the proxy listens on, else the port itself."""
     ports: set[int] = set()
     for s in ctx.k8s_services:
         if s.namespace != namespace or not s.selector or not selects(s.selector, labels):
@@ -27,9 +27,8 @@ def _listen_ports(ctx: AnalysisContext, labels: dict[str, str], namespace: str) 
         for p in s.ports:
             if (p.protocol or "TCP").upper() != "TCP":
                 continue
-            ports.add(p.number)
-            if p.target_port.isdigit():
-                ports.add(int(p.target_port))
+            target = int(p.target_port) if p.target_port.isdigit() else 0
+            ports.add(target or p.number)
     return ports
 
 
