@@ -30,6 +30,11 @@ def test_tls_without_ca_certificates():
     tls: {mode: SIMPLE, caCertificates: /ca.pem}
 """) + dr("by-credential", """
   host: reviews
+  workloadSelector: {matchLabels: {istio: ingressgateway}}
+  trafficPolicy:
+    tls: {mode: SIMPLE, credentialName: reviews-cacert}
+""") + dr("credential-for-all", """
+  host: reviews
   trafficPolicy:
     tls: {mode: SIMPLE, credentialName: reviews-cacert}
 """) + dr("istio-mutual", """
@@ -38,10 +43,11 @@ def test_tls_without_ca_certificates():
     tls: {mode: ISTIO_MUTUAL}
 """)
     assert pairs(config, codes={"IST0128", "IST0129"}) == [
+        ("IST0128", "DestinationRule default/credential-for-all"),
         ("IST0128", "DestinationRule default/simple"),
         ("IST0129", "DestinationRule default/simple"),
     ]
-    assert texts(config, "IST0128") == [
+    assert texts(config, "IST0128")[1:] == [
         "DestinationRule default/simple in namespace default has TLS mode set to SIMPLE but no "
         "caCertificates are set to validate server identity for host: reviews"
     ]

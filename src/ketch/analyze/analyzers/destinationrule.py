@@ -14,13 +14,13 @@ from ketch.analyze.messages import Message
 VERIFYING_MODES = ("SIMPLE", "MUTUAL")
 
 
-def _unverified(tls: Any) -> bool:
-    """TLS that originates without any way to check the server's certificate."""
+def _unverified(tls: Any, has_workload_selector: bool) -> bool:
+    """TLS origination without caCertificates; as in Istio, a credentialName counts as carrying
+    the CA only on a DestinationRule with a workloadSelector (a gateway's own rule)."""
     return (
         attr(tls, "mode") in VERIFYING_MODES
         and not attr(tls, "ca_certificates")
-        and not attr(tls, "credential_name")
-        and not attr(tls, "insecure_skip_verify", False)
+        and not (attr(tls, "credential_name") and has_workload_selector)
     )
 
 
@@ -30,11 +30,12 @@ def ca_certificates(ctx: AnalysisContext) -> Iterator[Message]:
         host = attr(dr.spec, "host", "")
         ns = dr.metadata.namespace
         tls = attr(policy, "tls")
-        if _unverified(tls):
+        selected = attr(dr.spec, "workload_selector") is not None
+        if _unverified(tls, selected):
             yield ctx.message("IST0128", dr, full_name(dr), ns, tls.mode, host)
         for p in attr(policy, "port_level_settings", ()):
             ptls = attr(p, "tls")
-            if _unverified(ptls):
+            if _unverified(ptls, selected):
                 # Istio prints the PortSelector proto as text: `number:443`.
                 port = attr(attr(p, "port"), "number")
                 yield ctx.message("IST0129", dr, full_name(dr), ns, ptls.mode, host,
