@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2, wrappers_pb2
 
 from ketch.controlplane.snapshot import Snapshot
 from ketch.controlplane.translate import route_action as ra
-from ketch.controlplane.translate.cluster import BLACKHOLE, PASSTHROUGH
+from ketch.controlplane.translate.cluster import PASSTHROUGH
 from ketch.controlplane.translate.policy import policy_for
 from ketch.controlplane.translate.route_match import (
     MatchContext, applies, gateway_names, merge_delegate, route_match,
@@ -48,7 +48,9 @@ def service_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     return out
 
 
-def destination_cluster(dest: Any, vs_namespace: str, ctx: RouteContext) -> str:
+def destination_port(dest: Any, vs_namespace: str, ctx: RouteContext) -> tuple[str, int]:
+    """Host and port of a destination: the given port, else the service's only port, else
+    the listener's port (as Istio resolves it)."""
     host = fqdn(str(attr(dest, "host") or ""), vs_namespace)
     port = attr(dest, "port", "number")
     if not port:
@@ -59,17 +61,21 @@ def destination_cluster(dest: Any, vs_namespace: str, ctx: RouteContext) -> str:
             port = svc.ports[0].number
         else:
             port = ctx.match.port
-    return cluster_name("outbound", int(port), attr(dest, "subset"), host)
+    return host, int(port)
+
+
+def destination_cluster(dest: Any, vs_namespace: str, ctx: RouteContext) -> str:
+    host, port = destination_port(dest, vs_namespace, ctx)
+    return cluster_name("outbound", port, attr(dest, "subset"), host)
 
 
 def _hash_for(dest: Any, vs_namespace: str, ctx: RouteContext) -> list:
-    host = fqdn(str(attr(dest, "host") or ""), vs_namespace)
+    host, port = destination_port(dest, vs_namespace, ctx)
     svc = ctx.snapshot.service(host, ctx.namespace)
     dr = ctx.snapshot.destination_rule(host, ctx.namespace, svc.namespace if svc else None)
     if dr is None:
         return []
-    port = attr(dest, "port", "number") or (svc.ports[0].number if svc and svc.ports else 0)
-    return ra.hash_policies(policy_for(dr, int(port), attr(dest, "subset")).load_balancer)
+    return ra.hash_policies(policy_for(dr, port, attr(dest, "subset")).load_balancer)
 
 
 def _name(rule: Any, match: Any) -> str:
@@ -221,5 +227,3 @@ def route_configuration(name: str, vhosts: list[rc.VirtualHost]) -> route_pb2.Ro
     return route_pb2.RouteConfiguration(
         name=name, virtual_hosts=dedupe_domains(vhosts), validate_clusters=wrappers_pb2.BoolValue(value=False))
 
-
-BLACKHOLE_CLUSTER = BLACKHOLE

@@ -73,8 +73,6 @@ def retry_policy(retries: Any) -> rc.RetryPolicy | None:
         policy.retry_on = ",".join(conditions)
         del policy.retriable_status_codes[:]
         policy.retriable_status_codes.extend(codes)
-    if attr(retries, "retry_remote_localities"):
-        pass  # locality-aware retry priority is not generated; plain retries still apply
     return policy
 
 

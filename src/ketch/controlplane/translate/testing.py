@@ -94,3 +94,34 @@ def proxy(namespace: str = "default", labels: Mapping[str, str] | None = None, *
 
 def docs(paths: Iterable[str]) -> str:
     return "\n---\n".join(open(p).read() for p in paths)
+
+
+def load_case(case_dir: Any, samples_dir: Any = None) -> tuple[Any, dict[str, ProxyNode]]:
+    """A golden/simulation case directory: `input.yaml` (config), optional `case.yaml` with
+    `samples` (paths under the Istio samples), `instances` and `proxies`."""
+    from pathlib import Path
+
+    from ketch.controlplane.instance import WorkloadInstance
+    from ketch.controlplane.snapshot import Snapshot
+
+    case_dir = Path(case_dir)
+    meta = {}
+    if (case_dir / "case.yaml").exists():
+        meta = yaml.safe_load((case_dir / "case.yaml").read_text()) or {}
+    texts = [Path(samples_dir, p).read_text() for p in meta.get("samples", ())]
+    if (case_dir / "input.yaml").exists():
+        texts.append((case_dir / "input.yaml").read_text())
+    configs = load_configs("\n---\n".join(texts), file=str(case_dir / "input.yaml"))
+    instances = [WorkloadInstance(
+        name=i["name"], namespace=i.get("namespace", "default"), address=i["address"],
+        labels=i.get("labels", {}), ports=i.get("ports", {}),
+        service_account=i.get("serviceAccount", "default"), locality=i.get("locality", ""),
+        weight=i.get("weight", 1), healthy=i.get("healthy", True),
+    ) for i in meta.get("instances", ())]
+    snapshot = Snapshot.build(configs, instances, meta.get("mesh"), "golden")
+    proxies = {p["name"]: proxy(
+        p.get("namespace", "default"), p.get("labels", {}), kind=p.get("type", "sidecar"),
+        ip=p.get("ip", "10.0.0.1"), name=p["name"], interception=p.get("interception", "REDIRECT"),
+        generator=p.get("generator", ""),
+    ) for p in meta.get("proxies", ())}
+    return snapshot, proxies
