@@ -59,6 +59,12 @@ TABLE = [
     ("restricted", Call("local", 80, "/"), "outbound|80||local.restricted.svc.cluster.local"),
     ("restricted", Call("cart.shop", 8000, "/cart", address="10.200.0.2"), "BlackHoleCluster"),
     ("restricted", Call("unknown.example", 80, "/", address="10.200.0.3"), "status:502"),
+    # process mode: one explicit-proxy listener; Host carries the port, port 80 may omit it
+    ("process", Call("web", 80, "/teapot"), "status:418"),
+    ("process", Call("web.shop.svc.cluster.local", 7070, "/p.S/M"),
+     f"{web(7070, 'v1')}=90,{web(7070, 'v2')}=10"),
+    ("process", Call("cart", 8000, "/cart/x"), "outbound|8000||cart.shop.svc.cluster.local"),
+    ("process", Call("unknown.example", 80, "/"), "PassthroughCluster"),
 ]
 
 

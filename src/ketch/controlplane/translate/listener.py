@@ -63,7 +63,7 @@ def http_connection_manager(
         m.route_config.CopyFrom(route_config)
     m.use_remote_address.value = gateway  # the edge owns x-forwarded-for, sidecars append
     if explicit_proxy:
-        m.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions(allow_absolute_url=True))
+        m.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions(allow_absolute_url=wrappers_pb2.BoolValue(value=True)))
         m.upgrade_configs.append(Manager.UpgradeConfig(upgrade_type="CONNECT"))
     return m
 
