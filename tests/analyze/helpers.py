@@ -6,15 +6,18 @@ import textwrap
 from typing import Any
 
 from ketch.analyze import Message, analyze
+from ketch.analyze.lines import LineResolver
 from ketch.model import MeshConfig, load_text
 
 
 def messages(yaml_text: str, mesh: Any = None, codes: set[str] | None = None,
              allow_invalid: bool = False) -> list[Message]:
-    result = load_text(textwrap.dedent(yaml_text), file="test.yaml")
+    text = textwrap.dedent(yaml_text)
+    result = load_text(text, file="test.yaml")
     # A planted mistake must reach the analyzers, not be rejected by the loader.
     assert allow_invalid or not result.errors, [str(e) for e in result.errors]
-    found = analyze(result.resources, mesh=mesh or MeshConfig(), load_errors=result.errors)
+    lines = LineResolver(read=lambda name: None, texts={"test.yaml": text})
+    found = analyze(result.resources, mesh=mesh or MeshConfig(), load_errors=result.errors, lines=lines)
     return [m for m in found if codes is None or m.code in codes]
 
 

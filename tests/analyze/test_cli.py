@@ -58,8 +58,9 @@ def test_text_output_and_exit_79(tmp_path):
     f = write(tmp_path, "vs.yaml", BROKEN_REF)
     result = run(["-f", f])
     assert result.exit_code == 79
+    # the line of the offending field (the subset), as istioctl reports it
     assert result.output == (
-        f'Error [IST0101] (VirtualService default/reviews {f}:17) '
+        f'Error [IST0101] (VirtualService default/reviews {f}:22) '
         'Referenced host+subset in destinationrule not found: "reviews+v9"\n'
     )
 
@@ -73,7 +74,7 @@ def test_json_and_yaml_output(tmp_path):
         "level": "Error",
         "resource": "VirtualService default/reviews",
         "message": 'Referenced host+subset in destinationrule not found: "reviews+v9"',
-        "origin": f"{f}:17",
+        "origin": f"{f}:22",
         "documentationUrl": "https://istio.io/latest/docs/reference/config/analysis/ist0101/",
     }]
     as_yaml = run(["-f", f, "-o", "yaml"])

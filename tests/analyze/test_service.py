@@ -86,7 +86,8 @@ def se(name, host, ports, ns="default", export="['*']"):
 
 
 def test_service_entry_addresses_required_for_tcp():
-    config = se("db", "db.example.com", "[{number: 5432, name: tcp-pg, protocol: TCP}, {number: 5433, name: x}]") + se(
+    two_ports = "\n  - {number: 5432, name: tcp-pg, protocol: TCP}\n  - {number: 5433, name: x}"
+    config = se("db", "db.example.com", two_ports) + se(
         "web", "web.example.com", "[{number: 443, name: https, protocol: HTTPS}]") + """
 ---
 apiVersion: networking.istio.io/v1
@@ -98,8 +99,8 @@ spec:
   ports: [{number: 9000, name: tcp, protocol: TCP}]
   resolution: DNS
 """
-    # one message per TCP port in Istio; ours carry the document's line, so identical ones merge
-    assert pairs(config, codes={"IST0134"}) == [("IST0134", "ServiceEntry default/db")]
+    # one message per TCP port (the TCP one and the one without protocol), at the port's line
+    assert pairs(config, codes={"IST0134"}) == [("IST0134", "ServiceEntry default/db")] * 2
     auto = MeshConfig.model_validate({"defaultConfig": {"proxyMetadata": {
         "ISTIO_META_DNS_CAPTURE": "true", "ISTIO_META_DNS_AUTO_ALLOCATE": "true"}}})
     assert pairs(config, mesh=auto, codes={"IST0134"}) == []

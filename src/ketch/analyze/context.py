@@ -10,7 +10,7 @@ default Service) is assumed present unless the input brings gateway workloads of
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +135,8 @@ def _services(resources: Iterable[Any]) -> list[MeshService]:
 class AnalysisContext:
     """Everything analyzers read, indexed once. Immutable after construction."""
 
-    def __init__(self, resources: Iterable[Any], mesh: Any = None) -> None:
+    def __init__(self, resources: Iterable[Any], mesh: Any = None, lines: Any = None) -> None:
+        self.lines = lines  # a LineResolver for field-level lines, else document lines
         # Like istioctl, the same resource given twice means the last one wins.
         by_key: dict[tuple[str, str | None, str], Any] = {}
         for r in resources:
@@ -200,10 +201,13 @@ class AnalysisContext:
         ns = None if resource.kind in CLUSTER_SCOPED else resource.metadata.namespace
         return ResourceRef(resource.kind, ns, resource.metadata.name)
 
-    def message(self, code: str, resource: Any, *args: Any) -> Message:
+    def message(self, code: str, resource: Any, *args: Any, path: Sequence[str | int] = ()) -> Message:
+        """A message about `resource`; `path` (YAML field names) points at the offending field."""
         origin = getattr(resource, "origin", None)
-        return new_message(code, self.ref(resource), *args,
-                           file=attr(origin, "file"), line=attr(origin, "line"))
+        line = attr(origin, "line")
+        if path and self.lines is not None:
+            line = self.lines.line(origin, path) or line
+        return new_message(code, self.ref(resource), *args, file=attr(origin, "file"), line=line)
 
 
 def full_name(resource: Any) -> str:

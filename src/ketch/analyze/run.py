@@ -35,8 +35,10 @@ def unattributed(issues: Iterable[Any]) -> list[Any]:
 
 
 def analyze(resources: Iterable[Any], mesh: Any = None, load_errors: Iterable[Any] = (),
-            analyzers: Sequence[Analyzer] = ALL) -> list[Message]:
-    ctx = AnalysisContext(resources, mesh)
+            analyzers: Sequence[Analyzer] = ALL, lines: Any = None) -> list[Message]:
+    """Every analyzer's messages, deduplicated and in istioctl's order. `lines` (a
+    `LineResolver`) turns document lines into the lines of the offending fields."""
+    ctx = AnalysisContext(resources, mesh, lines)
     messages: set[Message] = set(schema_messages(load_errors))
     for analyzer in analyzers:
         messages.update(analyzer.run(ctx))

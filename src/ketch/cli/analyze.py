@@ -7,6 +7,7 @@ Resources that fail validation are reported as IST0106 messages, as istioctl doe
 
 from __future__ import annotations
 
+import io
 import sys
 
 import click
@@ -32,6 +33,7 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
     """Analyze Istio configuration and print validation messages."""
     from ketch.analyze import Level, analyze as run_analysis, exit_code
     from ketch.analyze.analyzers import ALL
+    from ketch.analyze.lines import LineResolver
     from ketch.analyze.output import render_json, render_text, render_yaml
     from ketch.analyze.run import unattributed
     from ketch.model import MeshConfig, MeshConfigError, load_mesh_config, load_paths
@@ -48,7 +50,9 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
     except (MeshConfigError, OSError) as exc:
         click.echo(f"Error: mesh config {mesh_config_file}: {exc}", err=True)
         sys.exit(1)
-    result = load_paths(inputs, stdin=sys.stdin)
+    # stdin is read here once, so field lines can be found in it as in files
+    stdin_text = sys.stdin.read() if "-" in inputs else ""
+    result = load_paths(inputs, stdin=io.StringIO(stdin_text))
     broken = unattributed(result.errors)
     if broken:
         for issue in broken:
@@ -59,7 +63,8 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
         if not issue.kind or not issue.name:
             click.echo(f"Warning: {issue}", err=True)
 
-    messages = run_analysis(result.resources, mesh=mesh, load_errors=result.errors)
+    messages = run_analysis(result.resources, mesh=mesh, load_errors=result.errors,
+                            lines=LineResolver(texts={"-": stdin_text}))
     shown = [m for m in messages if m.level >= Level.parse(output_threshold)]
     if output == "json":
         click.echo(render_json(shown), nl=False)

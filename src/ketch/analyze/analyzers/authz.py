@@ -43,12 +43,14 @@ def _no_matching_workloads(ctx: AnalysisContext, ap: Any) -> Iterator[Message]:
 
 
 def _unknown_namespaces(ctx: AnalysisContext, ap: Any) -> Iterator[Message]:
-    for rule in attr(ap.spec, "rules", ()):
-        for source_rule in attr(rule, "from_", ()):
+    for i, rule in enumerate(attr(ap.spec, "rules", ())):
+        for j, source_rule in enumerate(attr(rule, "from_", ())):
             source = attr(source_rule, "source")
-            for pattern in (*attr(source, "namespaces", ()), *attr(source, "not_namespaces", ())):
-                if not any(namespace_matches(n, pattern) for n in ctx.namespaces):
-                    yield ctx.message("IST0101", ap, "namespace", pattern)
+            for field, yaml_field in (("namespaces", "namespaces"), ("not_namespaces", "notNamespaces")):
+                for k, pattern in enumerate(attr(source, field, ())):
+                    if not any(namespace_matches(n, pattern) for n in ctx.namespaces):
+                        yield ctx.message("IST0101", ap, "namespace", pattern,
+                                          path=("spec", "rules", i, "from", j, "source", yaml_field, k))
 
 
 def authorization_policies(ctx: AnalysisContext) -> Iterator[Message]:

@@ -18,16 +18,19 @@ def ignored(field: str) -> str:
 
 def deprecated_fields(ctx: AnalysisContext) -> Iterator[Message]:
     for vs in ctx.of_kind("VirtualService"):
-        for rule in attr(vs.spec, "http", ()):
+        for i, rule in enumerate(attr(vs.spec, "http", ())):
             if attr(attr(attr(rule, "fault"), "delay"), "percent", 0):
                 yield ctx.message("IST0002", vs, replaced("HTTPRoute.fault.delay.percent",
-                                                          "HTTPRoute.fault.delay.percentage"))
+                                                          "HTTPRoute.fault.delay.percentage"),
+                                  path=("spec", "http", i, "fault", "delay", "percent"))
             if attr(rule, "mirror_percent") is not None:
                 yield ctx.message("IST0002", vs, replaced("HTTPRoute.mirror_percent",
-                                                          "HTTPRoute.mirror_percentage"))
+                                                          "HTTPRoute.mirror_percentage"),
+                                  path=("spec", "http", i, "mirrorPercent"))
     for sc in ctx.of_kind("Sidecar"):
         if attr(attr(sc.spec, "outbound_traffic_policy"), "egress_proxy") is not None:
-            yield ctx.message("IST0002", sc, ignored("OutboundTrafficPolicy.EgressProxy"))
+            yield ctx.message("IST0002", sc, ignored("OutboundTrafficPolicy.EgressProxy"),
+                              path=("spec", "outboundTrafficPolicy", "egressProxy"))
     for dr in ctx.of_kind("DestinationRule"):
         policies = [attr(dr.spec, "traffic_policy")]
         policies += [attr(s, "traffic_policy") for s in attr(dr.spec, "subsets", ())]

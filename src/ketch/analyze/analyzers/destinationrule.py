@@ -32,14 +32,16 @@ def ca_certificates(ctx: AnalysisContext) -> Iterator[Message]:
         tls = attr(policy, "tls")
         selected = attr(dr.spec, "workload_selector") is not None
         if _unverified(tls, selected):
-            yield ctx.message("IST0128", dr, full_name(dr), ns, tls.mode, host)
-        for p in attr(policy, "port_level_settings", ()):
+            yield ctx.message("IST0128", dr, full_name(dr), ns, tls.mode, host,
+                              path=("spec", "trafficPolicy", "tls", "mode"))
+        for i, p in enumerate(attr(policy, "port_level_settings", ())):
             ptls = attr(p, "tls")
             if _unverified(ptls, selected):
                 # Istio prints the PortSelector proto as text: `number:443`.
                 port = attr(attr(p, "port"), "number")
                 yield ctx.message("IST0129", dr, full_name(dr), ns, ptls.mode, host,
-                                  f"number:{port}" if port is not None else "")
+                                  f"number:{port}" if port is not None else "",
+                                  path=("spec", "trafficPolicy", "portLevelSettings", i, "tls", "mode"))
 
 
 def subsets_select_pods(ctx: AnalysisContext) -> Iterator[Message]:
@@ -47,9 +49,9 @@ def subsets_select_pods(ctx: AnalysisContext) -> Iterator[Message]:
         host = attr(dr.spec, "host", "")
         service = ctx.find_service(dr.metadata.namespace, host)
         if service is None:
-            yield ctx.message("IST0174", dr, host)
+            yield ctx.message("IST0174", dr, host, path=("spec", "host"))
             continue
-        for subset in attr(dr.spec, "subsets", ()):
+        for i, subset in enumerate(attr(dr.spec, "subsets", ())):
             selector = {**service.selector, **(attr(subset, "labels", {}) or {})}
             if not any(selects(selector, w.labels) for w in ctx.workloads):
-                yield ctx.message("IST0173", dr, attr(subset, "name", ""))
+                yield ctx.message("IST0173", dr, attr(subset, "name", ""), path=("spec", "subsets", i, "name"))

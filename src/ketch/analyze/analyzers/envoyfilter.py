@@ -33,11 +33,12 @@ def patches(ctx: AnalysisContext) -> Iterator[Message]:
     for ef in filters:
         priority = attr(ef.spec, "priority", 0)
 
-        def relative(name: str, ef: Any = ef, priority: int = priority) -> Iterator[Message]:
+        def relative(name: str, at: tuple, ef: Any = ef, priority: int = priority) -> Iterator[Message]:
             if priority == 0:
-                yield ctx.message("IST0155" if name in versioned else "IST0151", ef)
+                yield ctx.message("IST0155" if name in versioned else "IST0151", ef, path=at)
 
-        for cp in attr(ef.spec, "config_patches", ()):
+        for index, cp in enumerate(attr(ef.spec, "config_patches", ())):
+            at = ("spec", "configPatches", index)
             patch = attr(cp, "patch")
             if patch is None:
                 break
@@ -45,18 +46,18 @@ def patches(ctx: AnalysisContext) -> Iterator[Message]:
             op, apply_to = attr(patch, "operation", ""), attr(cp, "apply_to", "")
             if op == "ADD":
                 if apply_to in ROUTE_TARGETS:
-                    yield ctx.message("IST0153", ef)
+                    yield ctx.message("IST0153", ef, path=at)
             elif op == "REMOVE":
                 if apply_to in ROUTE_TARGETS:
-                    yield ctx.message("IST0154", ef)
+                    yield ctx.message("IST0154", ef, path=at)
                 else:
-                    yield from relative(name)
+                    yield from relative(name, at)
             elif op == "REPLACE":
                 if apply_to not in FILTER_TARGETS:
-                    yield ctx.message("IST0152", ef)
+                    yield ctx.message("IST0152", ef, path=at)
                 else:
-                    yield from relative(name)
+                    yield from relative(name, at)
             elif op in RELATIVE:
-                yield from relative(name)
+                yield from relative(name, at)
             if attr(attr(attr(cp, "match"), "proxy"), "proxy_version"):
                 versioned.append(name)

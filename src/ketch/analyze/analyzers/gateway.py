@@ -35,9 +35,11 @@ def _listen_ports(ctx: AnalysisContext, labels: dict[str, str], namespace: str) 
 def ingress_gateway_ports(ctx: AnalysisContext) -> Iterator[Message]:
     for gw in ctx.of_kind("Gateway"):
         selector = _selector(gw)
+        # Istio points at the selector's first label
+        at = ("spec", "selector", *sorted(selector)[:1])
         matched = [w for w in ctx.workloads if selects(selector, w.labels)]
         if not matched:
-            yield ctx.message("IST0101", gw, "selector", selector_string(selector))
+            yield ctx.message("IST0101", gw, "selector", selector_string(selector), path=at)
             continue
         ports: set[int] = set()
         for w in matched:
@@ -45,7 +47,7 @@ def ingress_gateway_ports(ctx: AnalysisContext) -> Iterator[Message]:
         for server in attr(gw.spec, "servers", ()):
             number = attr(attr(server, "port"), "number")
             if number is not None and number not in ports:
-                yield ctx.message("IST0162", gw, number, selector_string(selector))
+                yield ctx.message("IST0162", gw, number, selector_string(selector), path=at)
 
 
 def conflicting_gateways(ctx: AnalysisContext) -> Iterator[Message]:

@@ -40,9 +40,10 @@ def port_names(ctx: AnalysisContext) -> Iterator[Message]:
         # ExternalName services get IST0150 in Istio instead; gateway/istiod Services are Istio's own.
         if _is_control_plane(svc) or attr(svc.spec, "type") == "ExternalName":
             continue
-        for p in attr(svc.spec, "ports", ()):
+        for i, p in enumerate(attr(svc.spec, "ports", ())):
             name = attr(p, "name", "")
             if port_protocol(name, attr(p, "protocol", ""), attr(p, "app_protocol", "")) is None:
                 number = attr(p, "port", 0)
                 target = attr(p, "target_port")
-                yield ctx.message("IST0118", svc, name, number, str(target if target is not None else number))
+                yield ctx.message("IST0118", svc, name, number, str(target if target is not None else number),
+                                  path=("spec", "ports", i))

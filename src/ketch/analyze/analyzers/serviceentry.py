@@ -26,10 +26,10 @@ def protocol_addresses(ctx: AnalysisContext) -> Iterator[Message]:
     for se in ctx.of_kind("ServiceEntry"):
         if attr(se.spec, "addresses", ()):
             continue
-        for port in attr(se.spec, "ports", ()):
+        for i, port in enumerate(attr(se.spec, "ports", ())):
             protocol = attr(port, "protocol", "")
             if protocol == "" or protocol.upper() == "TCP":
-                yield ctx.message("IST0134", se)
+                yield ctx.message("IST0134", se, path=("spec", "ports", i))
 
 
 def conflicting_protocols(ctx: AnalysisContext) -> Iterator[Message]:
@@ -52,4 +52,4 @@ def conflicting_protocols(ctx: AnalysisContext) -> Iterator[Message]:
             if full_name(se) in reported:
                 continue
             reported.add(full_name(se))
-            yield ctx.message("IST0177", se, names, host, number, ", ".join(protocols))
+            yield ctx.message("IST0177", se, names, host, number, ", ".join(protocols), path=("metadata", "name"))

@@ -18,11 +18,12 @@ def providers(ctx: AnalysisContext) -> Iterator[Message]:
     if defaults:
         return  # an entry without providers falls back to the mesh default
     for t in ctx.of_kind("Telemetry"):
-        for logging in attr(t.spec, "access_logging", ()):
+        for i, logging in enumerate(attr(t.spec, "access_logging", ())):
             if attr(logging, "disabled", False):
                 continue
             if not attr(logging, "providers", ()):
-                yield ctx.message("IST0157", t, t.metadata.name, t.metadata.namespace)
+                yield ctx.message("IST0157", t, t.metadata.name, t.metadata.namespace,
+                                  path=("spec", "accessLogging", i))
 
 
 def _match_labels(t: Any) -> dict[str, str]:
@@ -42,13 +43,14 @@ def selectors(ctx: AnalysisContext) -> Iterator[Message]:
                 found = True
                 per_workload[(w.namespace, w.name)].append(t)
         if not found:
-            yield ctx.message("IST0101", t, "selector", selector_string(labels))
+            yield ctx.message("IST0101", t, "selector", selector_string(labels),
+                              path=("spec", "selector", "matchLabels", *sorted(labels)[:1]))
     for (ns, workload), telemetries in sorted(per_workload.items()):
         if len(telemetries) < 2:
             continue
         names = [t.metadata.name for t in telemetries]
         for t in telemetries:
-            yield ctx.message("IST0159", t, names, ns, workload)
+            yield ctx.message("IST0159", t, names, ns, workload, path=("metadata", "name"))
 
 
 def default_selectors(ctx: AnalysisContext) -> Iterator[Message]:

@@ -33,21 +33,22 @@ JWT_CLAIM_HEADER = "@request.auth.claims"
 class RoutedDestination:
     destination: Any
     mirror: bool  # an HTTP mirror rather than a route destination
+    path: tuple[str | int, ...]  # where it is in the resource, for the message's line
 
 
 def route_destinations(vs: Any) -> Iterator[RoutedDestination]:
     spec = vs.spec
     for section in ("http", "tcp", "tls"):
-        for rule in attr(spec, section, ()):
-            for route in attr(rule, "route", ()):
+        for i, rule in enumerate(attr(spec, section, ())):
+            for j, route in enumerate(attr(rule, "route", ())):
                 if attr(route, "destination") is not None:
-                    yield RoutedDestination(route.destination, False)
-    for rule in attr(spec, "http", ()):
+                    yield RoutedDestination(route.destination, False, ("spec", section, i, "route", j, "destination"))
+    for i, rule in enumerate(attr(spec, "http", ())):
         if attr(rule, "mirror") is not None:
-            yield RoutedDestination(rule.mirror, True)
-        for policy in attr(rule, "mirrors", ()):
+            yield RoutedDestination(rule.mirror, True, ("spec", "http", i, "mirror"))
+        for k, policy in enumerate(attr(rule, "mirrors", ())):
             if attr(policy, "destination") is not None:
-                yield RoutedDestination(policy.destination, True)
+                yield RoutedDestination(policy.destination, True, ("spec", "http", i, "mirrors", k, "destination"))
 
 
 def destination_hosts(ctx: AnalysisContext) -> Iterator[Message]:
@@ -57,15 +58,16 @@ def destination_hosts(ctx: AnalysisContext) -> Iterator[Message]:
             host = attr(rd.destination, "host", "")
             service = ctx.find_service(ns, host)
             if service is None:
-                yield ctx.message("IST0101", vs, "mirror host" if rd.mirror else "host", host)
+                yield ctx.message("IST0101", vs, "mirror host" if rd.mirror else "host", host,
+                                  path=(*rd.path, "host"))
                 continue
             port = attr(attr(rd.destination, "port"), "number")
             numbers = [p.number for p in service.ports]
             if port is None:
                 if len(numbers) > 1:
-                    yield ctx.message("IST0112", vs, host, numbers)
+                    yield ctx.message("IST0112", vs, host, numbers, path=(*rd.path, "host"))
             elif port not in numbers:
-                yield ctx.message("IST0101", vs, "host:port", f"{host}:{port}")
+                yield ctx.message("IST0101", vs, "host:port", f"{host}:{port}", path=(*rd.path, "port"))
 
 
 def destination_rules(ctx: AnalysisContext) -> Iterator[Message]:
@@ -79,7 +81,8 @@ def destination_rules(ctx: AnalysisContext) -> Iterator[Message]:
             host = attr(rd.destination, "host", "")
             if subset and (to_fqdn(vs.metadata.namespace, host), subset) not in subsets:
                 kind = "mirror+subset" if rd.mirror else "host+subset"
-                yield ctx.message("IST0101", vs, f"{kind} in destinationrule", f"{host}+{subset}")
+                yield ctx.message("IST0101", vs, f"{kind} in destinationrule", f"{host}+{subset}",
+                                  path=(*rd.path, "subset"))
 
 
 def _gateway_ref(vs_namespace: str, ref: str) -> tuple[str, str]:
@@ -113,24 +116,25 @@ def gateways(ctx: AnalysisContext) -> Iterator[Message]:
     for vs in ctx.of_kind("VirtualService"):
         ns = vs.metadata.namespace
         vs_hosts = list(attr(vs.spec, "hosts", ()))
-        for ref in attr(vs.spec, "gateways", ()):
+        for i, ref in enumerate(attr(vs.spec, "gateways", ())):
             if ref == MESH_GATEWAY:
                 continue
+            at = ("spec", "gateways", i)
             gw_ns, gw_name = _gateway_ref(ns, ref)
             if any(marker in gw_name for marker in INTERNAL_GATEWAY_MARKERS):
-                yield ctx.message("IST0165", vs, full_name(vs), ref)
+                yield ctx.message("IST0165", vs, full_name(vs), ref, path=at)
                 continue
             gateway = ctx.find("Gateway", gw_ns, gw_name)
             kube_gateway = ctx.find(KUBERNETES_GATEWAY, gw_ns, gw_name) if gateway is None else None
             if gateway is None and kube_gateway is None:
-                yield ctx.message("IST0101", vs, "gateway", ref)
+                yield ctx.message("IST0101", vs, "gateway", ref, path=at)
             if kube_gateway is not None:
                 served = _kubernetes_gateway_serves(kube_gateway, vs_hosts)
             else:
                 gw_hosts = hosts_for_namespace(_gateway_hosts(gateway), ns) if gateway is not None else []
                 served = any(host_matches(g, h) for g in gw_hosts for h in vs_hosts)
             if not served:
-                yield ctx.message("IST0132", vs, vs_hosts, full_name(vs), f"{gw_ns}/{gw_name}")
+                yield ctx.message("IST0132", vs, vs_hosts, full_name(vs), f"{gw_ns}/{gw_name}", path=at)
 
 
 def _attached_to_mesh(vs: Any) -> bool:
@@ -162,7 +166,7 @@ def conflicting_mesh_gateway_hosts(ctx: AnalysisContext) -> Iterator[Message]:
             if key in reported:
                 continue
             reported.add(key)
-            yield ctx.message("IST0109", vs, names, f"{scope}/{fqdn}")
+            yield ctx.message("IST0109", vs, names, f"{scope}/{fqdn}", path=("metadata", "name"))
 
 
 def _jwt_claim_key(vs: Any) -> str:
@@ -237,9 +241,10 @@ class PrefixMatch:
     headers: dict[str, str]
     query_params: dict[str, str]
     without_headers: dict[str, str]
+    path: tuple[str | int, ...] = ()
 
     @classmethod
-    def of(cls, rule: str, match_name: str, match: Any) -> "PrefixMatch | None":
+    def of(cls, rule: str, match_name: str, match: Any, path: tuple[str | int, ...] = ()) -> "PrefixMatch | None":
         prefix = attr(attr(match, "uri"), "prefix", "")
         if not prefix:
             return None
@@ -250,7 +255,7 @@ class PrefixMatch:
         return cls(rule, match_name, prefix, attr(match, "port", 0),
                    _exact_or_prefix(attr(match, "method")) or "exact:GET",
                    _exact_or_prefix(attr(match, "authority")), strings("headers"),
-                   strings("query_params"), strings("without_headers"))
+                   strings("query_params"), strings("without_headers"), path)
 
     def covers(self, later: "PrefixMatch") -> bool:
         """Istio's coveredValidation: every request `later` matches, this matched first."""
@@ -266,7 +271,7 @@ class PrefixMatch:
                 and maps(self.without_headers, later.without_headers))
 
 
-def _shadowed(ctx: AnalysisContext, vs: Any, rules: list[Any]) -> Iterator[Message]:
+def _shadowed(ctx: AnalysisContext, vs: Any, section: str, rules: list[Any]) -> Iterator[Message]:
     seen: dict[str, int] = {}
     prefixes: list[PrefixMatch] = []
     catch_all = -1
@@ -274,32 +279,35 @@ def _shadowed(ctx: AnalysisContext, vs: Any, rules: list[Any]) -> Iterator[Messa
         matches = list(attr(rule, "match", ()))
         if not matches:
             if catch_all >= 0:
-                yield ctx.message("IST0130", vs, _rule_name(rule, n), "only the last rule can have no matches")
+                yield ctx.message("IST0130", vs, _rule_name(rule, n), "only the last rule can have no matches",
+                                  path=("spec", section, n))
             catch_all = n
             continue
         duplicates = 0
         for m, match in enumerate(matches):
             if catch_all >= 0:
-                yield ctx.message("IST0130", vs, _rule_name(rule, n), "route without matches defined before")
+                yield ctx.message("IST0130", vs, _rule_name(rule, n), "route without matches defined before",
+                                  path=("spec", section, n, "match", m))
                 continue
             key = _match_key(match)
             if key in seen:
                 earlier = seen[key]
                 yield ctx.message("IST0131", vs, _rule_name(rule, n), _match_name(match, m),
-                                  _rule_name(rules[earlier], earlier))
+                                  _rule_name(rules[earlier], earlier), path=("spec", section, n, "match", m))
                 duplicates += 1
                 continue
             seen[key] = n
-            prefix = PrefixMatch.of(_rule_name(rule, n), _match_name(match, m), match)
+            prefix = PrefixMatch.of(_rule_name(rule, n), _match_name(match, m), match, ("spec", section, n, "match", m))
             if prefix is not None:
                 prefixes.append(prefix)
         if duplicates == len(matches):
-            yield ctx.message("IST0130", vs, _rule_name(rule, n), "all matches used by prior rules")
+            yield ctx.message("IST0130", vs, _rule_name(rule, n), "all matches used by prior rules",
+                              path=("spec", section, n))
     for i, first in enumerate(prefixes):
         for later in prefixes[i + 1:]:
             if later.prefix != first.prefix and first.covers(later):
                 yield ctx.message("IST0131", vs, later.rule, f"{later.match} of prefix {later.prefix}",
-                                  f"{first.match} of prefix {first.prefix} on {first.rule}")
+                                  f"{first.match} of prefix {first.prefix} on {first.rule}", path=later.path)
 
 
 def unreachable_rules(ctx: AnalysisContext) -> Iterator[Message]:
@@ -308,4 +316,4 @@ def unreachable_rules(ctx: AnalysisContext) -> Iterator[Message]:
     for vs in ctx.of_kind("VirtualService"):
         for section in ("http", "tcp", "tls"):
             # TCP/TLS matches have no URI, so only HTTP rules reach the prefix overlap check.
-            yield from _shadowed(ctx, vs, list(attr(vs.spec, section, ())))
+            yield from _shadowed(ctx, vs, section, list(attr(vs.spec, section, ())))
