@@ -73,3 +73,11 @@ def display_name(kind: str, kinds: "Mapping[str, KindInfo] | None" = None) -> st
     if info is None:
         return kind.lower()
     return f"{info.kind.lower()}.{info.group}" if info.group else info.kind.lower()
+
+
+def plural_name(kind: str, kinds: "Mapping[str, KindInfo] | None" = None) -> str:
+    """`virtualservices.networking.istio.io`, `services` (kubectl's NotFound wording)."""
+    display = display_name(kind, kinds)
+    _, _, group = display.partition(".")
+    info_kind = display.split(".", 1)[0]
+    return f"{plural(info_kind)}.{group}" if group else plural(info_kind)
