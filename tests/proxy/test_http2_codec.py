@@ -1,0 +1,209 @@
+"""HTTP/2 codec, sans-IO: a client codec and a server codec wired back to back."""
+
+from __future__ import annotations
+
+import pytest
+
+from ketch.proxy.http2 import ErrorCodes, H2Codec, H2ProtocolError, is_h2_preface
+
+
+class ServerStream:
+    def __init__(self, sid, head, ended, log):
+        self.sid, self.head, self.body, self.trailers = sid, head, b"", None
+        self.ended, self.reset_reason, self.log = ended, None, log
+
+    def on_body(self, data):
+        self.body += data
+
+    def on_trailers(self, headers):
+        self.trailers = headers
+
+    def on_end(self):
+        self.ended = True
+        self.log.append(("end", self.sid))
+
+    def on_reset(self, reason):
+        self.reset_reason = reason
+
+
+class ClientExchange:
+    def __init__(self):
+        self.head = None
+        self.body = b""
+        self.trailers = None
+        self.ended = False
+        self.reset = None
+        self.drained = 0
+
+    def on_response_head(self, head):
+        self.head = head
+
+    def on_response_body(self, data):
+        self.body += data
+
+    def on_response_trailers(self, headers):
+        self.trailers = headers
+
+    def on_response_end(self):
+        self.ended = True
+
+    def on_upstream_reset(self, reason):
+        self.reset = reason
+
+    def on_drain(self):
+        self.drained += 1
+
+
+class Pair:
+    def __init__(self, server_window=1 << 20, **server_kw):
+        self.log = []
+        self.streams = {}
+
+        def on_request(sid, head, ended):
+            s = ServerStream(sid, head, ended, self.log)
+            self.streams[sid] = s
+            return s
+
+        self.client = H2Codec(True)
+        self.server = H2Codec(False, on_request=on_request, initial_window_size=server_window,
+                              **server_kw)
+        self.client.initiate()
+        self.server.initiate()
+        self.pump()
+
+    def pump(self):
+        for _ in range(100):
+            a = self.client.data_to_send()
+            b = self.server.data_to_send()
+            if not a and not b:
+                return
+            if a:
+                self.server.feed(a)
+            if b:
+                self.client.feed(b)
+
+
+def test_preface_detection():
+    assert is_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nrest") is True
+    assert is_h2_preface(b"PRI * HT") is None
+    assert is_h2_preface(b"GET / HTTP/1.1\r\n") is False
+
+
+def test_request_response_with_body_and_trailers():
+    p = Pair()
+    ex = ClientExchange()
+    sid = p.client.open_stream(ex, "POST", "reviews:9080", "/grpc.Svc/M",
+                               [("content-type", "application/grpc"), ("te", "trailers"),
+                                ("connection", "keep-alive"), ("x-b3-traceid", "abc")])
+    assert p.client.send_data(sid, b"hello ")
+    p.client.send_data(sid, b"world", end_stream=True)
+    p.pump()
+    s = p.streams[sid]
+    assert s.head.method == "POST" and s.head.target == "/grpc.Svc/M" and s.head.version == "2"
+    assert s.head.get("host") == "reviews:9080"
+    assert s.head.get("te") == "trailers" and s.head.get("connection") is None
+    assert s.head.chunked and s.body == b"hello world" and s.ended
+    p.server.send_response(sid, 200, [("content-type", "application/grpc")])
+    p.server.send_data(sid, b"\x00\x00\x00\x00\x02hi")
+    p.server.send_trailers(sid, [("grpc-status", "0"), ("grpc-message", "")])
+    p.pump()
+    assert ex.head.status == 200 and ex.head.version == "2"
+    assert ex.body == b"\x00\x00\x00\x00\x02hi"
+    assert ex.trailers == [("grpc-status", "0"), ("grpc-message", "")]
+    assert ex.ended and ex.reset is None
+    assert p.client.active_streams == 0 and p.server.active_streams == 0
+
+
+def test_concurrent_streams_multiplex():
+    p = Pair()
+    exs = []
+    for i in range(10):
+        ex = ClientExchange()
+        sid = p.client.open_stream(ex, "GET", "a", f"/{i}", [], end_stream=True)
+        exs.append((sid, ex))
+    p.pump()
+    assert len(p.streams) == 10 and all(s.ended for s in p.streams.values())
+    for sid, _ in reversed(exs):
+        p.server.send_response(sid, 200, [("content-length", "2")])
+        p.server.send_data(sid, p.streams[sid].head.target[1:].encode().ljust(2), end_stream=True)
+    p.pump()
+    for i, (sid, ex) in enumerate(exs):
+        assert ex.ended and ex.body.strip() == str(i).encode()
+        assert ex.head.content_length == 2 and not ex.head.chunked
+
+
+def test_flow_control_queues_until_window_opens():
+    p = Pair(server_window=65535)
+    ex = ClientExchange()
+    sid = p.client.open_stream(ex, "POST", "a", "/upload", [])
+    big = bytes(range(256)) * 1024  # 256 KiB > 64 KiB windows
+    assert p.client.send_data(sid, big, end_stream=True) is False
+    p.pump()  # the server acknowledges what it got, windows reopen, the rest flows
+    s = p.streams[sid]
+    assert s.body == big and s.ended
+    assert ex.drained >= 1
+
+
+def test_max_concurrent_streams_capacity_and_refusal():
+    p = Pair(max_concurrent_streams=2)
+    assert p.client.capacity() == 2
+    a, b = ClientExchange(), ClientExchange()
+    p.client.open_stream(a, "GET", "x", "/", [])
+    p.client.open_stream(b, "GET", "x", "/", [])
+    assert p.client.capacity() == 0
+
+
+def test_resets_map_to_envoy_reasons():
+    p = Pair()
+    ex1, ex2 = ClientExchange(), ClientExchange()
+    s1 = p.client.open_stream(ex1, "GET", "x", "/", [], end_stream=True)
+    s2 = p.client.open_stream(ex2, "GET", "x", "/", [], end_stream=True)
+    p.pump()
+    p.server.reset(s1, ErrorCodes.REFUSED_STREAM)
+    p.server.reset(s2, ErrorCodes.INTERNAL_ERROR)
+    p.pump()
+    assert ex1.reset == "remote refused stream reset"
+    assert ex2.reset == "remote reset"
+    # A client cancelling shows up as a reset on the server's stream.
+    ex3 = ClientExchange()
+    s3 = p.client.open_stream(ex3, "POST", "x", "/", [])
+    p.pump()
+    p.client.reset(s3)
+    p.pump()
+    assert p.streams[s3].reset_reason == "remote reset"
+
+
+def test_goaway_refuses_streams_above_last_id_and_connection_loss():
+    p = Pair()
+    done, late = ClientExchange(), ClientExchange()
+    s1 = p.client.open_stream(done, "GET", "x", "/", [], end_stream=True)
+    p.pump()
+    p.server.drain()
+    p.pump()
+    assert p.client.goaway_received and p.client.capacity() == 0
+    p.server.send_response(s1, 204, [], end_stream=True)
+    p.pump()
+    assert done.head.status == 204
+    other = H2Codec(True)
+    other.initiate()
+    ex = ClientExchange()
+    other.open_stream(ex, "GET", "x", "/", [])
+    other.connection_lost()
+    assert ex.reset == "connection termination"
+    del late
+
+
+def test_garbage_is_a_protocol_error():
+    server = H2Codec(False, on_request=lambda *a: None)
+    server.initiate()
+    with pytest.raises(H2ProtocolError):
+        server.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x09\x00\x00\x00\x00\x00garbage!")
+
+
+def test_unhandled_request_is_refused():
+    p = Pair()
+    p.server.on_request = lambda sid, head, ended: None
+    ex = ClientExchange()
+    p.client.open_stream(ex, "GET", "x", "/", [], end_stream=True)
+    p.pump()
+    assert ex.reset == "remote refused stream reset"
