@@ -149,3 +149,18 @@ def test_list_analyzers():
     result = run(["-L"])
     assert result.exit_code == 0
     assert "virtualservice.DestinationRuleAnalyzer" in result.output
+
+
+def test_suppress_by_flag_and_annotation(tmp_path):
+    f = write(tmp_path, "vs.yaml", BROKEN_REF)
+    assert run(["-f", f, "-S", "IST0101=VirtualService reviews.default"]).exit_code == 0
+    assert run(["-f", f, "-S", "IST01*=VirtualService default/*"]).exit_code == 0
+    assert run(["-f", f, "-S", "IST0101=VirtualService other.default"]).exit_code == 79
+    assert run(["-f", f, "-S", "nonsense"]).exit_code == 2
+    annotated = BROKEN_REF.replace(
+        "metadata: {name: reviews}\nspec:\n  hosts",
+        "metadata: {name: reviews, annotations: {galley.istio.io/analyze-suppress: 'IST0118,IST0101'}}\nspec:\n  hosts")
+    assert "analyze-suppress" in annotated
+    g = write(tmp_path, "annotated.yaml", annotated)
+    result = run(["-f", g])
+    assert (result.exit_code, "IST0101" in result.output) == (0, False)

@@ -7,7 +7,9 @@ from typing import Any
 
 from ketch.analyze.analyzers import ALL, Analyzer
 from ketch.analyze.context import AnalysisContext, attr
+from ketch.analyze import suppress
 from ketch.analyze.messages import Level, Message, ResourceRef, new_message
+from ketch.analyze.suppress import Suppression
 
 FAILURE_EXIT_CODE = 79  # istioctl's "analysis found issues at or above the threshold"
 
@@ -35,14 +37,16 @@ def unattributed(issues: Iterable[Any]) -> list[Any]:
 
 
 def analyze(resources: Iterable[Any], mesh: Any = None, load_errors: Iterable[Any] = (),
-            analyzers: Sequence[Analyzer] = ALL, lines: Any = None) -> list[Message]:
-    """Every analyzer's messages, deduplicated and in istioctl's order. `lines` (a
-    `LineResolver`) turns document lines into the lines of the offending fields."""
+            analyzers: Sequence[Analyzer] = ALL, lines: Any = None,
+            suppressions: Sequence[Suppression] = ()) -> list[Message]:
+    """Every analyzer's messages, deduplicated and in istioctl's order, less the suppressed
+    ones. `lines` (a `LineResolver`) turns document lines into the offending fields' lines."""
     ctx = AnalysisContext(resources, mesh, lines)
     messages: set[Message] = set(schema_messages(load_errors))
     for analyzer in analyzers:
         messages.update(analyzer.run(ctx))
-    return sorted(messages, key=Message.sort_key)
+    annotations = {ctx.ref(r): attr(r.metadata, "annotations", {}) for r in ctx.resources}
+    return sorted(suppress.apply(messages, suppressions, annotations), key=Message.sort_key)
 
 
 def exit_code(messages: Iterable[Message], threshold: Level = Level.ERROR) -> int:

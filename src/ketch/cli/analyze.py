@@ -27,13 +27,18 @@ LEVELS = ("Error", "Warning", "Info")
               show_default=True, help="The severity level of analysis at which to display messages.")
 @click.option("--meshConfigFile", "mesh_config_file", type=click.Path(exists=True, dir_okay=False),
               help="Overrides the mesh config values to use for analysis.")
+@click.option("-S", "--suppress", "suppressions", multiple=True,
+              help='Suppress messages by code and resource, e.g. "IST0102=Namespace frod" or '
+                   '"IST01*=VirtualService *.default" (shell-style wildcards). Repeatable.')
 @click.option("-L", "--list-analyzers", is_flag=True, help="List the analyzers available to run.")
 def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure_threshold: str,
-            output_threshold: str, mesh_config_file: str | None, list_analyzers: bool) -> None:
+            output_threshold: str, mesh_config_file: str | None, suppressions: tuple[str, ...],
+            list_analyzers: bool) -> None:
     """Analyze Istio configuration and print validation messages."""
     from ketch.analyze import Level, analyze as run_analysis, exit_code
     from ketch.analyze.analyzers import ALL
     from ketch.analyze.lines import LineResolver
+    from ketch.analyze.suppress import Suppression
     from ketch.analyze.output import render_json, render_text, render_yaml
     from ketch.analyze.run import unattributed
     from ketch.model import MeshConfig, MeshConfigError, load_mesh_config, load_paths
@@ -45,6 +50,10 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
     inputs = (*paths, *files)
     if not inputs:
         raise click.UsageError("give the config to analyze with -f PATH (file, directory or -)")
+    try:
+        suppress = [Suppression.parse(s) for s in suppressions]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--suppress") from None
     try:
         mesh = load_mesh_config(mesh_config_file) if mesh_config_file else MeshConfig()
     except (MeshConfigError, OSError) as exc:
@@ -64,7 +73,7 @@ def analyze(files: tuple[str, ...], paths: tuple[str, ...], output: str, failure
             click.echo(f"Warning: {issue}", err=True)
 
     messages = run_analysis(result.resources, mesh=mesh, load_errors=result.errors,
-                            lines=LineResolver(texts={"-": stdin_text}))
+                            lines=LineResolver(texts={"-": stdin_text}), suppressions=suppress)
     shown = [m for m in messages if m.level >= Level.parse(output_threshold)]
     if output == "json":
         click.echo(render_json(shown), nl=False)
