@@ -179,7 +179,8 @@ def services_from_kubernetes(resource: Any) -> list[Service]:
             protocol=protocol_of(attr(p, "name"), attr(p, "app_protocol")),
             target_port=_int_or_str(target),
         ))
-    cluster_ip = attr(spec, "cluster_ip")
+    # the model keeps Kubernetes' `clusterIP` spelling as an extra field (acronym casing)
+    cluster_ip = attr(spec, "cluster_ip") or getattr(spec, "clusterIP", None)
     if cluster_ip and cluster_ip != "None":
         addresses = (str(cluster_ip),)
     else:

@@ -125,3 +125,8 @@ def load_case(case_dir: Any, samples_dir: Any = None) -> tuple[Any, dict[str, Pr
         generator=p.get("generator", ""),
     ) for p in meta.get("proxies", ())}
     return snapshot, proxies
+
+
+def spec_view(data: Mapping[str, Any]) -> Any:
+    """A spec fragment in Istio's YAML shape (camelCase) as attributes, for converter tests."""
+    return _convert(data)
