@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from ketch.model.base import OpenSpec, Spec
 
 
@@ -28,8 +30,10 @@ class ServiceSpec(OpenSpec):
     type: str | None = None
     ports: tuple[ServicePort, ...] = ()
     selector: dict[str, str] = {}
-    cluster_ip: str | None = None
-    cluster_ips: tuple[str, ...] = ()
+    cluster_ip: str | None = Field(default=None, alias="clusterIP")
+    cluster_ips: tuple[str, ...] = Field(default=(), alias="clusterIPs")
+    external_ips: tuple[str, ...] = Field(default=(), alias="externalIPs")
+    load_balancer_ip: str | None = Field(default=None, alias="loadBalancerIP")
     external_name: str | None = None
     ip_families: tuple[str, ...] = ()
     ip_family_policy: str | None = None
@@ -52,7 +56,7 @@ class ContainerPort(Spec):
     container_port: int | None = None
     protocol: str | None = None
     host_port: int | None = None
-    host_ip: str | None = None
+    host_ip: str | None = Field(default=None, alias="hostIP")
 
 
 class HTTPGetAction(OpenSpec):
