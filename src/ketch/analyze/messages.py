@@ -57,9 +57,22 @@ _TYPES = (
         "single resource.",
     ),
     MessageType(
+        "IST0110", "ConflictingSidecarWorkloadSelectors", _E,
+        "The Sidecars %v in namespace %q select the same workload pod %q, which can lead to undefined "
+        "behavior.",
+    ),
+    MessageType(
+        "IST0111", "MultipleSidecarsWithoutWorkloadSelectors", _E,
+        "The Sidecars %v in namespace %q have no workload selector, which can lead to undefined behavior.",
+    ),
+    MessageType(
         "IST0112", "VirtualServiceDestinationPortSelectorRequired", _E,
         "This VirtualService routes to a service %q that exposes multiple ports %v. Specifying a port "
         "in the destination is required to disambiguate.",
+    ),
+    MessageType(
+        "IST0116", "DeploymentAssociatedToMultipleServices", _W,
+        "This deployment %s is associated with multiple services using port %d but different protocols: %v",
     ),
     MessageType(
         "IST0118", "PortNameIsNotUnderNamingConvention", _I,
@@ -91,6 +104,11 @@ _TYPES = (
     MessageType(
         "IST0134", "ServiceEntryAddressesRequired", _W,
         "ServiceEntry addresses are required for this protocol.",
+    ),
+    MessageType(
+        "IST0137", "DeploymentConflictingPorts", _W,
+        "This deployment %s is associated with multiple services %v using targetPort %q but different "
+        "ports: %v.",
     ),
     MessageType(
         "IST0145", "ConflictingGateways", _E,

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from ketch.analyze.analyzers import (
     authz,
+    deployment,
     deprecation,
     destinationrule,
     envoyfilter,
     gateway,
     service,
     serviceentry,
+    sidecar,
     telemetry,
     virtualservice,
 )
@@ -34,6 +36,8 @@ class Analyzer:
 ALL: tuple[Analyzer, ...] = (
     Analyzer("auth.AuthorizationPoliciesAnalyzer", "Checks the validity of authorization policies",
              authz.authorization_policies),
+    Analyzer("deployment.MultiServiceAnalyzer", "Checks association between services and pods",
+             deployment.service_association),
     Analyzer("deprecation.DeprecationAnalyzer", "Checks for deprecated Istio types and fields",
              deprecation.deprecated_fields),
     Analyzer("destinationrule.CaCertificateAnalyzer",
@@ -53,6 +57,12 @@ ALL: tuple[Analyzer, ...] = (
     Analyzer("serviceentry.ConflictingServiceEntryProtocolAnalyzer",
              "Checks if multiple ServiceEntries define the same host and port with different protocols",
              serviceentry.conflicting_protocols),
+    Analyzer("sidecar.SelectorAnalyzer",
+             "Validates that sidecars that define a workload selector match at least one pod, and that "
+             "there aren't multiple sidecar resources that select overlapping pods", sidecar.selectors),
+    Analyzer("sidecar.DefaultSelectorAnalyzer",
+             "Validates that there aren't multiple sidecar resources that have no selector",
+             sidecar.default_selectors),
     Analyzer("telemetry.ProviderAnalyzer", "Validates that providers in telemetry resource is valid",
              telemetry.providers),
     Analyzer("telemetry.SelectorAnalyzer",
