@@ -62,7 +62,7 @@ def listeners(scope: ProxyScope, names: Collection[str] | None = None
             host, sep, port_text = name.rpartition(":")
             if not sep or not port_text.isdigit():
                 continue
-            svc = by_host.get(resolve_name(host, scope.proxy.namespace))
+            svc = by_host.get(resolve_name(host, scope.proxy.namespace)) or by_host.get(host)
             port = svc.port(int(port_text)) if svc is not None else None
             if port is not None:
                 wanted.append((name, svc, port))

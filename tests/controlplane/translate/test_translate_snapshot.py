@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from ketch.controlplane.instance import WorkloadInstance
+from ketch.controlplane.snapshot import Snapshot
+from ketch.controlplane.translate import generate
+from ketch.controlplane.translate.generator import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from ketch.controlplane.translate.grpc import resolve_name
+from ketch.controlplane.translate.testing import load_configs, proxy
+
+SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: ops}
+spec:
+  selector: {app: api}
+  ports: [{name: grpc, port: 7070}]
+"""
+
+
+def _dr(ns: str, lb: str, export: str = "") -> str:
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: web-{ns}, namespace: {ns}}}
+spec:
+  host: web.shop.svc.cluster.local
+  trafficPolicy: {{loadBalancer: {{simple: {lb}}}}}
+{export}"""
+
+
+def test_destination_rule_lookup_prefers_proxy_then_service_then_root_namespace() -> None:
+    snap = Snapshot.build(load_configs(SERVICES + _dr("istio-system", "RANDOM") + _dr("shop", "ROUND_ROBIN")
+                                       + _dr("ops", "LEAST_REQUEST", "  exportTo: ['.']")))
+    host = "web.shop.svc.cluster.local"
+    assert snap.destination_rule(host, "ops", "shop").metadata.namespace == "ops"
+    assert snap.destination_rule(host, "shop", "shop").metadata.namespace == "shop"
+    assert snap.destination_rule(host, "other", "shop").metadata.namespace == "shop"
+    only_root = Snapshot.build(load_configs(SERVICES + _dr("istio-system", "RANDOM")))
+    assert only_root.destination_rule(host, "other", "shop").metadata.namespace == "istio-system"
+    # ops' rule is exported to ops only
+    no_shop = Snapshot.build(load_configs(SERVICES + _dr("ops", "LEAST_REQUEST", "  exportTo: ['.']")))
+    assert no_shop.destination_rule(host, "other", "shop") is None
+
+
+def test_virtual_service_export_to_hides_it_elsewhere() -> None:
+    text = SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  exportTo: ["."]
+  http:
+  - route: [{destination: {host: web.shop.svc.cluster.local}}]
+    timeout: 7s
+"""
+    snap = Snapshot.build(load_configs(text))
+
+    def timeout(ns: str) -> float:
+        routes = generate(snap, proxy(ns), ROUTE)["80"]
+        (vh,) = [v for v in routes.virtual_hosts if v.name.startswith("web.")]
+        return vh.routes[0].route.timeout.seconds
+
+    assert timeout("shop") == 7
+    assert timeout("ops") == 0  # the default route: the VirtualService is not exported here
+
+
+def test_sidecar_selection_and_egress() -> None:
+    text = SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: narrow, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: narrow}}
+  egress: [{hosts: ["ops/*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*"]}]
+"""
+    snap = Snapshot.build(load_configs(text))
+    narrow = generate(snap, proxy("shop", {"app": "narrow"}), CLUSTER)
+    assert "outbound|7070||api.ops.svc.cluster.local" in narrow
+    assert "outbound|80||web.shop.svc.cluster.local" not in narrow
+    # the root namespace's Sidecar is the mesh default: own namespace only
+    other = generate(snap, proxy("shop", {"app": "web"}), CLUSTER)
+    assert "outbound|80||web.shop.svc.cluster.local" in other
+    assert "outbound|7070||api.ops.svc.cluster.local" not in other
+
+
+def test_endpoints_follow_registry_health_and_labels() -> None:
+    instances = [
+        WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web"}, ports={"http": 8080}),
+        WorkloadInstance("w2", "shop", "10.0.0.2", {"app": "web"}, healthy=False, weight=3,
+                         locality="eu/west-1"),
+        WorkloadInstance("x", "ops", "10.0.0.3", {"app": "web"}),
+    ]
+    snap = Snapshot.build(load_configs(SERVICES), instances)
+    cla = generate(snap, proxy("shop"), ENDPOINT)["outbound|80||web.shop.svc.cluster.local"]
+    eps = [(e.endpoint.address.socket_address.address, e.endpoint.address.socket_address.port_value,
+            e.health_status, e.load_balancing_weight.value, g.locality.region)
+           for g in cla.endpoints for e in g.lb_endpoints]
+    assert eps == [("10.0.0.1", 8080, 1, 1, ""), ("10.0.0.2", 80, 2, 3, "eu")]
+    assert [g.load_balancing_weight.value for g in cla.endpoints] == [1, 3]
+
+
+def test_inbound_listener_and_cluster_for_the_proxy_workload() -> None:
+    snap = Snapshot.build(load_configs(SERVICES))
+    p = proxy("shop", {"app": "web"}, ip="10.0.0.1")
+    listeners = generate(snap, p, LISTENER)
+    chains = listeners["virtualInbound"].filter_chains
+    assert [c.filter_chain_match.destination_port.value for c in chains[:-1]] == [80]
+    cluster = generate(snap, p, CLUSTER)["inbound|80||"]
+    sa = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert (sa.address, sa.port_value) == ("127.0.0.1", 80)
+    # another workload does not serve web
+    assert "inbound|80||" not in generate(snap, proxy("shop", {"app": "client"}), CLUSTER)
+
+
+def test_registry_only_without_sidecar() -> None:
+    class Mesh:
+        class outbound_traffic_policy:  # noqa: N801 - mirrors the MeshConfig attribute
+            mode = "REGISTRY_ONLY"
+    snap = Snapshot.build(load_configs(SERVICES), mesh=Mesh())
+    lis = generate(snap, proxy("shop"), LISTENER)["virtualOutbound"]
+    assert "BlackHoleCluster" in str(lis.filter_chains[0].filters[0].typed_config.value)
+
+
+def test_grpc_listeners_by_requested_name() -> None:
+    snap = Snapshot.build(load_configs(SERVICES))
+    g = proxy("shop", generator="grpc")
+    got = generate(snap, g, LISTENER, ("api.ops:7070", "web:80", "nope:1", "web:81"))
+    assert sorted(got) == ["api.ops:7070", "web:80"]
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (
+        http_connection_manager_pb2 as hcm,
+    )
+    m = hcm.HttpConnectionManager()
+    got["api.ops:7070"].api_listener.api_listener.Unpack(m)
+    assert m.rds.route_config_name == "outbound|7070||api.ops.svc.cluster.local"
+    assert m.rds.config_source.HasField("ads")
+    assert m.http_filters[-1].name == "envoy.filters.http.router"
+    routes = generate(snap, g, ROUTE)
+    assert routes["outbound|7070||api.ops.svc.cluster.local"].virtual_hosts[0].domains == ["*"]
+
+
+def test_resolve_name() -> None:
+    assert resolve_name("web", "shop") == "web.shop.svc.cluster.local"
+    assert resolve_name("api.ops", "shop") == "api.ops.svc.cluster.local"
+    assert resolve_name("api.ops.svc", "shop") == "api.ops.svc.cluster.local"
+    assert resolve_name("api.example.com", "shop") == "api.example.com"
