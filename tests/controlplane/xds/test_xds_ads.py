@@ -8,6 +8,7 @@ handles a stream's events in order, so no sleep is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
 import pytest
@@ -65,18 +66,26 @@ def names_of(resp: DiscoveryResponse) -> list[str]:
     return out
 
 
-@pytest.fixture
-async def served():
-    gen = FakeGenerator()
+@contextlib.asynccontextmanager
+async def serving(gen):
     xds = XdsServer(gen, parse_node)
     server = grpc.aio.server()
     xds.add_to(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield xds, gen, channel
-    await channel.close()
-    await server.stop(None)
+    try:
+        yield xds, channel
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+@pytest.fixture
+async def served():
+    gen = FakeGenerator()
+    async with serving(gen) as (xds, channel):
+        yield xds, gen, channel
 
 
 async def subscribe_all(c: Client, eds_names) -> dict[str, DiscoveryResponse]:
@@ -253,3 +262,26 @@ async def test_disconnect_forgets_the_proxy_and_dump_shows_what_was_sent(served)
         await asyncio.sleep(0.01)
     assert xds.proxies() == []
     assert "pilot_xds 0" in xds.metrics_text()
+
+
+async def test_listeners_asked_for_by_name_are_generated_under_those_names() -> None:
+    """Proxyless gRPC names its listeners (host:port); the generator is told the names."""
+    from envoy.config.listener.v3.listener_pb2 import Listener
+
+    seen: list[tuple | None] = []
+
+    def generate(snapshot, proxy, type_url, names=None):
+        seen.append(names)
+        return {n: Listener(name=n) for n in names or ("0.0.0.0_80",)}
+
+    async with serving(generate) as (xds, channel):
+        xds.set_snapshot({}, "v1")
+        c = Client(channel, "sidecar~10.0.0.9~p.default~x")
+        await c.send(LISTENER, ["echo.test:7070"])
+        lds = await c.read()
+        assert [a.type_url for a in lds.resources] == [LISTENER]
+        assert seen == [("echo.test:7070",)]
+        await c.send(LISTENER, ["echo.test:7070", "b.test:80"], nonce=lds.nonce)
+        lds = await c.read()
+        assert len(lds.resources) == 2  # state of the world: both, under the names asked for
+        assert seen[-1] == ("b.test:80", "echo.test:7070")
