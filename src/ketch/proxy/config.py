@@ -20,6 +20,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf.message import Message
 
 from ketch.proxy.filters import HttpFilters, compile_http_filters
+from ketch.proxy.outlier import OutlierConfig
 from ketch.proxy.protoutil import Unsupported, check_fields, dur, opt_dur, uint
 from ketch.proxy.routing import RouteTable, compile_route_config
 
@@ -61,7 +62,7 @@ class ClusterConfig:
     connect_timeout: float = 5.0
     lb_policy: str = "ROUND_ROBIN"
     thresholds: Thresholds = Thresholds()
-    outlier: Message | None = None  # envoy.config.cluster.v3.OutlierDetection
+    outlier: OutlierConfig | None = None
     http2: bool = False
     idle_timeout: float | None = 3600.0
     max_requests_per_connection: int | None = None
@@ -142,7 +143,7 @@ def compile_cluster(c: cluster_pb2.Cluster) -> ClusterConfig:
     thresholds = Thresholds()
     for t in c.circuit_breakers.thresholds:
         check_fields(t, ("priority", "max_connections", "max_pending_requests", "max_requests", "max_retries",
-                         "track_remaining"), f"{where}.circuit_breakers")
+                         "track_remaining", "retry_budget"), f"{where}.circuit_breakers")
         if t.priority == 0:
             thresholds = Thresholds(uint(t, "max_connections", 1024), uint(t, "max_pending_requests", 1024),
                                     uint(t, "max_requests", 1024), uint(t, "max_retries", 3))
@@ -163,7 +164,8 @@ def compile_cluster(c: cluster_pb2.Cluster) -> ClusterConfig:
     return ClusterConfig(
         name=c.name, kind=kind, connect_timeout=dur(c.connect_timeout) if c.HasField("connect_timeout") else 5.0,
         lb_policy=lb, thresholds=thresholds,
-        outlier=c.outlier_detection if c.HasField("outlier_detection") else None,
+        outlier=OutlierConfig.from_proto(c.outlier_detection, f"{where}.outlier_detection")
+        if c.HasField("outlier_detection") else None,
         http2=http2, idle_timeout=idle, max_requests_per_connection=max_rpc, eds_service_name=eds_name,
         endpoints=endpoints, panic_threshold=panic, proto=c)
 

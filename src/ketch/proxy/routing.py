@@ -20,6 +20,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 from ketch.proxy.lb import HashPolicy
+from ketch.proxy.retry import RetryPolicy
 from ketch.proxy.filters import compile_cors, compile_per_filter
 from ketch.proxy.matchers import HeaderMatch, HeaderOps, QueryMatch, compile_regex, parse_query
 from ketch.proxy.protoutil import Unsupported, check_fields, dur, fraction
@@ -54,7 +55,7 @@ class RouteAction:
     auto_host_rewrite: bool = False
     timeout: float | None = ENVOY_DEFAULT_ROUTE_TIMEOUT  # None: disabled
     idle_timeout: float | None = None
-    retry_policy: Message | None = None  # envoy.config.route.v3.RetryPolicy (route or vhost)
+    retry_policy: RetryPolicy = RetryPolicy.NONE  # route's, else the virtual host's
     mirrors: tuple[Mirror, ...] = ()
     hash_policy: tuple[HashPolicy, ...] = ()
     websocket: bool = False
@@ -292,9 +293,9 @@ def _compile_action(ra: Message, vh: Message, where: str) -> RouteAction:
     if ra.HasField("idle_timeout"):
         kw["idle_timeout"] = dur(ra.idle_timeout) or None
     if ra.HasField("retry_policy"):
-        kw["retry_policy"] = ra.retry_policy
+        kw["retry_policy"] = RetryPolicy.from_proto(ra.retry_policy, f"{where}.retry_policy")
     elif vh.HasField("retry_policy"):
-        kw["retry_policy"] = vh.retry_policy
+        kw["retry_policy"] = RetryPolicy.from_proto(vh.retry_policy, f"{where}(vhost).retry_policy")
     mirrors = []
     for i, m in enumerate(ra.request_mirror_policies):
         w = f"{where}.request_mirror_policies[{i}]"

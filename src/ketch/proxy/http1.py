@@ -1,0 +1,244 @@
+"""HTTP/1.1 codec: httptools (llhttp) parsing wrapped into stream events, plus serializers.
+
+No sockets here: `RequestDecoder.feed(data)` and `ResponseDecoder.feed(data)` call the
+handler's `on_head`, `on_body`, `on_end` (and for upgrades `on_upgrade(rest)`); a malformed
+message raises `ProtocolError(status, reason)`: whose fault and what to answer.
+
+Strictness (request smuggling defence): llhttp already rejects Content-Length together with
+Transfer-Encoding, duplicate Content-Length, bad chunk sizes, bare LF and whitespace before
+the colon; on top we reject oversized header blocks, too many headers, a Transfer-Encoding
+other than `chunked` (501, as Envoy), and HTTP/1.1 requests without Host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httptools
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+                        "upgrade", "trailer", "proxy-authenticate", "proxy-authorization"})
+MAX_HEADERS = 100
+
+REASONS = {100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content",
+           301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+           307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 403: "Forbidden",
+           404: "Not Found", 408: "Request Timeout", 413: "Payload Too Large",
+           431: "Request Header Fields Too Large", 426: "Upgrade Required", 500: "Internal Server Error",
+           501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+class ProtocolError(Exception):
+    """The peer sent something we will not parse; `status` is the answer for a downstream peer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: list[tuple[str, str]]  # lower-case names, in order; duplicates kept
+    keep_alive: bool
+    chunked: bool
+    content_length: int | None
+    upgrade: bool = False
+
+    def get(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    headers: list[tuple[str, str]]
+    keep_alive: bool
+    chunked: bool
+    content_length: int | None
+    version: str = "1.1"
+
+
+def _framing(headers: list[tuple[str, str]]) -> tuple[bool, int | None]:
+    chunked, length = False, None
+    for k, v in headers:
+        if k == "transfer-encoding":
+            if v.strip().lower() != "chunked":
+                raise ProtocolError(501, f"unsupported transfer encoding {v!r}")
+            chunked = True
+        elif k == "content-length":
+            length = int(v)
+    return chunked, length
+
+
+class RequestDecoder:
+    """Feeds bytes to llhttp; calls handler.on_head(RequestHead), on_body(bytes), on_end()."""
+
+    __slots__ = ("_parser", "_handler", "_url", "_headers", "_hsize", "_limit", "_name")
+
+    def __init__(self, handler, max_header_bytes: int = 60 * 1024) -> None:
+        self._handler = handler
+        self._limit = max_header_bytes
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._hsize = 0
+        self._name = b""
+
+    def feed(self, data: bytes) -> None:
+        """Parse; raises ProtocolError. After an upgrade the rest goes to handler.on_upgrade."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._handler.on_upgrade(data[offset:])
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, ProtocolError):
+                raise exc.__context__ from None
+            raise ProtocolError(400, str(exc) or "malformed request") from None
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._hsize = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._hsize += len(url)
+        if self._hsize > self._limit:
+            raise ProtocolError(431, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._hsize += len(name) + len(value) + 4
+        if self._hsize > self._limit:
+            raise ProtocolError(431, "headers too large")
+        if len(self._headers) >= MAX_HEADERS:
+            raise ProtocolError(431, "too many headers")
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        p = self._parser
+        version = p.get_http_version()
+        headers = self._headers
+        chunked, length = _framing(headers)
+        if version == "1.1" and not any(k == "host" for k, _ in headers):
+            raise ProtocolError(400, "missing host header")
+        self._handler.on_head(RequestHead(
+            p.get_method().decode("ascii"), self._url.decode("latin-1"), version, headers,
+            p.should_keep_alive(), chunked, length, p.should_upgrade()))
+
+    def on_body(self, body: bytes) -> None:
+        self._handler.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._handler.on_end()
+
+
+class ResponseDecoder:
+    """llhttp for responses; knows when the request was HEAD (no body follows)."""
+
+    __slots__ = ("_parser", "_handler", "_headers", "_hsize", "head_request", "_done_early")
+
+    def __init__(self, handler) -> None:
+        self._handler = handler
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[str, str]] = []
+        self._hsize = 0
+        self.head_request = False
+        self._done_early = False
+
+    def feed(self, data: bytes) -> None:
+        if self._done_early:
+            # The message ended at its head (HEAD, 1xx/204/304 handled by llhttp): a new parser
+            # for the next exchange, since llhttp would otherwise wait for a body.
+            self._parser = httptools.HttpResponseParser(self)
+            self._done_early = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._handler.on_upgrade(data[offset:])
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, ProtocolError):
+                raise exc.__context__ from None
+            raise ProtocolError(502, str(exc) or "malformed response") from None
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._hsize = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._hsize += len(name) + len(value)
+        if self._hsize > 96 * 1024 or len(self._headers) >= 200:
+            raise ProtocolError(502, "upstream headers too large")
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        p = self._parser
+        status = p.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # informational: the final response follows
+        chunked, length = _framing(self._headers)
+        self._handler.on_head(ResponseHead(status, self._headers, p.should_keep_alive(), chunked, length,
+                                           p.get_http_version()))
+        if self.head_request and status != 101:
+            self._done_early = True
+            self._handler.on_end()
+
+    def on_body(self, body: bytes) -> None:
+        self._handler.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._done_early:
+            return
+        p = self._parser
+        if 100 <= p.get_status_code() < 200 and p.get_status_code() != 101:
+            return
+        self._handler.on_end()
+
+
+# ---------------------------------------------------------------- serializers
+
+
+def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
+    parts = [f"{method} {target} HTTP/1.1\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def encode_response_head(status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:
+    parts = [f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Unknown')}\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def encode_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def strip_hop_by_hop(headers: list[tuple[str, str]], keep_upgrade: bool = False) -> list[tuple[str, str]]:
+    """Drop hop-by-hop headers and those the Connection header names."""
+    named: set[str] = set()
+    for k, v in headers:
+        if k == "connection":
+            named.update(t.strip().lower() for t in v.split(","))
+    drop = HOP_BY_HOP | named
+    if keep_upgrade:
+        drop = drop - {"upgrade", "connection"}
+    return [(k, v) for k, v in headers if k not in drop and k != "content-length"]

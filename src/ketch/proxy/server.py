@@ -1,0 +1,207 @@
+"""The proxy's live state: the current config snapshot, its atomic swaps, and observation.
+
+`ProxyState` holds one immutable `Snapshot` (listeners, route tables, cluster runtimes).
+Every xDS update builds a whole new snapshot and swaps the reference in one assignment; a
+stream keeps the snapshot it started with, so in-flight requests finish on their config.
+Cluster runtimes whose config did not change are carried over (pools, outlier state);
+replaced ones drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field, replace
+
+from ketch.proxy.config import ClusterConfig, EndpointConfig, ListenerConfig
+from ketch.proxy.listeners import ListenerManager
+from ketch.proxy.routing import RouteTable
+from ketch.proxy.stats import HttpStats, IstioMetrics, Store, istio_labels
+from ketch.proxy.upstream import ClusterRuntime
+
+log = logging.getLogger("ketch.proxy")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    listeners: dict[str, ListenerConfig] = field(default_factory=dict)
+    routes: dict[str, RouteTable] = field(default_factory=dict)
+    clusters: dict[str, ClusterRuntime] = field(default_factory=dict)
+    by_addr: dict[tuple[str, int], ListenerConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: str = "ketch~127.0.0.1~proxy.default~default.svc.cluster.local"
+    cluster: str = "proxy.default"
+    workload: str = "unknown"
+    namespace: str = "default"
+    kind: str = "sidecar"
+    metadata: dict = field(default_factory=dict)
+
+
+def _service_of(cluster: str) -> str:
+    parts = cluster.split("|")
+    return parts[3] if len(parts) == 4 and parts[3] else cluster
+
+
+class ProxyState:
+    def __init__(self, loop: asyncio.AbstractEventLoop, node: NodeInfo = NodeInfo(), *,
+                 rng: random.Random | None = None, explicit_proxy: bool = False, reuse_port: bool = False,
+                 access_log=None) -> None:
+        self.loop = loop
+        self.node = node
+        self.rng = rng or random.Random()
+        self.explicit_proxy = explicit_proxy
+        self.reuse_port = reuse_port
+        self.store = Store()
+        self.istio = IstioMetrics()
+        self.snapshot = Snapshot()
+        self.connections: set = set()
+        self.draining = False
+        self.listener_manager = ListenerManager(self)
+        self.endpoints: dict[str, tuple[EndpointConfig, ...]] = {}
+        self.versions: dict[str, str] = {}
+        self.last_updated: dict[str, float] = {}
+        self.ready = False
+        self.started = time.time()
+        self.access_log = access_log if access_log is not None else sys.stdout
+        self._http_stats: dict[str, HttpStats] = {}
+        self._labels: dict[str, tuple] = {}
+        self._lock = asyncio.Lock()
+
+    def http_stats(self, prefix: str) -> HttpStats:
+        s = self._http_stats.get(prefix)
+        if s is None:
+            s = self._http_stats[prefix] = HttpStats(self.store, prefix)
+        return s
+
+    # -- updates (each builds a new snapshot and swaps it in one assignment)
+    def set_clusters(self, configs: dict[str, ClusterConfig]) -> list[str]:
+        """Replace the cluster set; returns the EDS service names now wanted."""
+        old = self.snapshot.clusters
+        fresh: dict[str, ClusterRuntime] = {}
+        for name, cfg in configs.items():
+            prev = old.get(name)
+            if prev is not None and prev.config.proto == cfg.proto and prev.config.endpoints == cfg.endpoints:
+                fresh[name] = prev
+                continue
+            rt = ClusterRuntime(cfg, self.store, self.loop, self.rng)
+            if cfg.kind == "EDS" and cfg.eds_service_name in self.endpoints:
+                rt.set_endpoints(self.endpoints[cfg.eds_service_name])
+            fresh[name] = rt
+        for name, rt in old.items():
+            if fresh.get(name) is not rt:
+                rt.drain()
+        self.snapshot = replace(self.snapshot, clusters=fresh)
+        return sorted({c.eds_service_name for c in configs.values() if c.kind == "EDS"})
+
+    def set_endpoints(self, assignments: dict[str, tuple[EndpointConfig, ...]], full: bool = True) -> None:
+        if full:
+            self.endpoints = dict(assignments)
+        else:
+            self.endpoints.update(assignments)
+        for rt in self.snapshot.clusters.values():
+            if rt.config.kind == "EDS":
+                eps = self.endpoints.get(rt.config.eds_service_name)
+                if eps is not None or full:
+                    rt.set_endpoints(eps or ())
+
+    def set_routes(self, tables: dict[str, RouteTable], full: bool = True) -> None:
+        routes = dict(tables) if full else {**self.snapshot.routes, **tables}
+        self.snapshot = replace(self.snapshot, routes=routes)
+
+    async def set_listeners(self, listeners: dict[str, ListenerConfig]) -> list[str]:
+        """Bind/rebind/close listeners, swap; returns the RDS names now wanted."""
+        async with self._lock:
+            by_addr = {(lc.host, lc.port): lc for lc in listeners.values()}
+            removed = set(self.snapshot.listeners) - set(listeners)
+            self.snapshot = replace(self.snapshot, listeners=dict(listeners), by_addr=by_addr)
+            await self.listener_manager.apply(listeners)
+            if removed:
+                self._drain_connections()
+        names: set[str] = set()
+        for lc in listeners.values():
+            names |= lc.rds_names
+        return sorted(names)
+
+    def _drain_connections(self) -> None:
+        """Ask idle HTTP connections to close; busy ones close after their response."""
+        for c in list(self.connections):
+            streams = getattr(c, "streams", None)
+            if streams is None:
+                continue
+            if not streams:
+                if c.transport is not None:
+                    c.transport.close()
+
+    # -- observation
+    def observe(self, stream) -> None:
+        status = stream.status
+        flags = ",".join(stream.flags) if stream.flags else "-"
+        duration_ms = (time.monotonic() - stream.t0) * 1000.0
+        conn = stream.conn
+        conn.stats.downstream_rq_completed.value += 1
+        conn.stats.downstream_rq_time.record(duration_ms)
+        cluster = stream.cluster
+        cname = cluster.name if cluster is not None else "-"
+        if cluster is not None and status:
+            cluster.stats.response(status)
+            cluster.stats.upstream_rq_time.record(duration_ms)
+        labels = self._labels.get(cname)
+        if labels is None:
+            inbound = cname.startswith("inbound|")
+            labels = self._labels[cname] = istio_labels(
+                reporter="destination" if inbound else "source",
+                source_workload=self.node.workload if not inbound else "unknown",
+                source_workload_namespace=self.node.namespace if not inbound else "unknown",
+                destination_workload=self.node.workload if inbound else "unknown",
+                destination_workload_namespace=self.node.namespace if inbound else "unknown",
+                destination_service=_service_of(cname) if cname != "-" else "unknown",
+                destination_service_name=_service_of(cname).split(".")[0] if cname != "-" else "unknown",
+                request_protocol="http", connection_security_policy="none" if inbound else "unknown")
+        self.istio.record_request(labels, status, "-", flags, duration_ms, stream.req_bytes, stream.resp_bytes)
+        if conn.hcm.access_log and self.access_log is not None:
+            head = stream.head
+            host = stream.upstream_host.address if stream.upstream_host is not None else "-"
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            attempt = stream.attempt
+            upstream_ms = "-"
+            if attempt is not None:
+                upstream_ms = str(int((time.monotonic() - attempt.sent_at) * 1000))
+            line = (f'[{ts}Z] "{head.method} {stream.upstream_target} HTTP/{head.version}" {status} {flags} '
+                    f'{stream.req_bytes} {stream.resp_bytes} {int(duration_ms)} {upstream_ms} '
+                    f'"{stream.hdrs.get("x-forwarded-for", "-") if hasattr(stream, "hdrs") else "-"}" '
+                    f'"{head.get("user-agent") or "-"}" "{stream.request_id or "-"}" "{stream.authority}" '
+                    f'"{host}" {cname} {conn.local[0]}:{conn.local[1]} {conn.peer[0]}:{conn.peer[1]}\n')
+            try:
+                self.access_log.write(line)
+            except (OSError, ValueError):
+                pass
+
+    def observe_tcp(self, down) -> None:
+        cname = down.cluster.name if down.cluster is not None else "-"
+        labels = istio_labels(reporter="source", destination_service=_service_of(cname), request_protocol="tcp")
+        self.istio.record_tcp_open(labels)
+        self.istio.record_tcp_close(labels, down.flags or "-", down.sent, down.received)
+
+    # -- drain
+    async def drain(self, timeout: float) -> None:
+        """SIGTERM: stop accepting, let in-flight requests finish (up to timeout), then close."""
+        self.draining = True
+        self.listener_manager.close()
+        deadline = self.loop.time() + timeout
+        for c in list(self.connections):
+            if not getattr(c, "streams", True) and getattr(c, "transport", None) is not None:
+                c.transport.close()
+        while self.loop.time() < deadline and any(getattr(c, "streams", None) for c in self.connections):
+            await asyncio.sleep(0.05)
+        for c in list(self.connections):
+            t = getattr(c, "transport", None)
+            if t is not None:
+                t.close()
+        for rt in self.snapshot.clusters.values():
+            rt.drain()

@@ -1,0 +1,388 @@
+"""Upstream clusters: hosts, load balancing, per-host HTTP/1.1 connection pools, circuit breakers.
+
+A `ClusterRuntime` is built per compiled `ClusterConfig` and lives as long as that config (a
+config change builds a new one; the old one drains). Pool assignment is synchronous
+bookkeeping in the manner of httpcore: `acquire(host, waiter)` either hands the waiter an idle
+connection, queues it as pending (opening a connection if max_connections allows), or refuses
+with an overflow (503 UO). A waiter is any object with `on_pool_ready(conn)` and
+`on_pool_failure(reason, flag)`; the connection then drives the waiter's exchange callbacks
+(`on_response_head/_body/_end`, `on_upstream_reset`, `on_upgrade`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ketch.proxy.circuit_breaker import CircuitBreakers
+from ketch.proxy.config import ClusterConfig, EndpointConfig
+from ketch.proxy.http1 import ProtocolError, ResponseDecoder
+from ketch.proxy.lb import Host, make_load_balancer
+from ketch.proxy.outlier import OutlierDetector
+from ketch.proxy.retry import CONNECT_FAILURE, Outcome
+from ketch.proxy.stats import ClusterStats, Store
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection to one host; serves one exchange at a time."""
+
+    __slots__ = ("pool", "transport", "decoder", "exchange", "served", "idle_timer", "closed",
+                 "tunnel", "born", "keep_alive", "until_close")
+
+    def __init__(self, pool: HostPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.decoder = ResponseDecoder(self)
+        self.exchange = None
+        self.served = 0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.tunnel = False
+        self.keep_alive = True
+        self.until_close = False
+        self.born = time.monotonic()
+
+    # -- asyncio
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            if self.exchange is not None:
+                self.exchange.on_tunnel_data(data)
+            return
+        if self.exchange is None:
+            self.close()  # bytes with no request outstanding: the connection is unusable
+            return
+        try:
+            self.decoder.feed(data)
+        except ProtocolError as exc:
+            self.pool.cluster.stats.upstream_cx_protocol_error.value += 1
+            self.keep_alive = False
+            ex, self.exchange = self.exchange, None
+            self.close()
+            if ex is not None:
+                ex.on_upstream_reset(f"protocol error: {exc.reason}")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        ex, self.exchange = self.exchange, None
+        self.pool.on_closed(self)
+        if ex is not None:
+            if self.until_close:
+                ex.on_response_end()
+            elif self.tunnel:
+                ex.on_tunnel_closed()
+            else:
+                ex.on_upstream_reset("connection termination")
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.pause_request()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.resume_request()
+
+    # -- decoder handler
+    def on_head(self, head) -> None:
+        self.keep_alive = head.keep_alive
+        # A body delimited by the connection's close: EOF is its end, not a reset.
+        self.until_close = (head.content_length is None and not head.chunked and head.status >= 200
+                            and head.status not in (204, 304) and not self.decoder.head_request)
+        if self.exchange is not None:
+            self.exchange.on_response_head(head)
+
+    def on_body(self, data: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.on_response_body(data)
+
+    def on_end(self) -> None:
+        ex, self.exchange = self.exchange, None
+        self.served += 1
+        if ex is not None:
+            ex.on_response_end()
+        if not self.closed and not self.tunnel:
+            self.pool.release(self, self.keep_alive)
+
+    def on_upgrade(self, rest: bytes) -> None:
+        self.tunnel = True
+        if self.exchange is not None:
+            self.exchange.on_upgrade(rest)
+
+    # -- used by exchanges
+    def start(self, exchange, head_request: bool) -> None:
+        self.exchange = exchange
+        self.until_close = False
+        self.decoder.head_request = head_request
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.exchange = None
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+
+class HostPool:
+    """Connections to one host: idle ones, how many are connecting, and who waits."""
+
+    def __init__(self, cluster: ClusterRuntime, host: Host, addr: tuple[str, int]) -> None:
+        self.cluster = cluster
+        self.host = host
+        self.addr = addr
+        self.idle: list[UpstreamConnection] = []
+        self.conns: set[UpstreamConnection] = set()
+        self.pending: deque = deque()
+        self.connecting = 0
+
+    def __repr__(self) -> str:
+        return (f"<HostPool {self.addr[0]}:{self.addr[1]} [Connections: {len(self.conns)} total, "
+                f"{len(self.idle)} idle, {self.connecting} connecting | Requests: {len(self.pending)} pending]>")
+
+    def connect(self) -> None:
+        self.connecting += 1
+        c = self.cluster
+        c.stats.upstream_cx_total.value += 1
+        c.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        c = self.cluster
+        conn = UpstreamConnection(self)
+        try:
+            await asyncio.wait_for(c.loop.create_connection(lambda: conn, self.addr[0], self.addr[1]),
+                                   c.config.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.connecting -= 1
+            c.breakers.default.connections.release()
+            if isinstance(exc, asyncio.TimeoutError):
+                c.stats.upstream_cx_connect_timeout.value += 1
+                reason = "connection timeout"
+            else:
+                reason = "connection failure"
+            c.stats.upstream_cx_connect_fail.value += 1
+            c.outlier_connect_failure(self.host)
+            if self.pending:
+                waiter = self.pending.popleft()
+                c.pending_done()
+                waiter.on_pool_failure(reason, "UF")
+            return
+        self.connecting -= 1
+        self.conns.add(conn)
+        c.stats.upstream_cx_active.value += 1
+        c.stats.upstream_cx_http1_total.value += 1
+        self.release(conn, True)
+
+    def release(self, conn: UpstreamConnection, reusable: bool) -> None:
+        c = self.cluster
+        mrpc = c.config.max_requests_per_connection
+        if mrpc and conn.served >= mrpc:
+            c.stats.upstream_cx_max_requests.value += 1
+            reusable = False
+        if not reusable or conn.closed or c.draining:
+            conn.close()
+            return
+        if self.pending:
+            waiter = self.pending.popleft()
+            c.pending_done()
+            waiter.on_pool_ready(conn)
+            return
+        self.idle.append(conn)
+        if c.config.idle_timeout:
+            conn.idle_timer = c.loop.call_later(c.config.idle_timeout, self._idle_expired, conn)
+
+    def _idle_expired(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.cluster.stats.upstream_cx_idle_timeout.value += 1
+            conn.close()
+
+    def on_closed(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if conn in self.conns:
+            self.conns.discard(conn)
+            c = self.cluster
+            c.stats.upstream_cx_active.value -= 1
+            c.stats.upstream_cx_destroy.value += 1
+            c.breakers.default.connections.release()
+            c.kick()
+
+    def take_idle(self) -> UpstreamConnection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+
+class ClusterRuntime:
+    """A cluster's live state: hosts with health, balancer, pools, breakers, stats."""
+
+    def __init__(self, config: ClusterConfig, store: Store, loop: asyncio.AbstractEventLoop,
+                 rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.name = config.name
+        self.loop = loop
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = ClusterStats(store, config.name)
+        cb_proto = config.proto.circuit_breakers if config.proto is not None and config.proto.HasField(
+            "circuit_breakers") else None
+        self.breakers = CircuitBreakers.from_proto(cb_proto, self.stats, store, config.name)
+        self.hosts: dict[str, Host] = {}
+        self.pools: dict[str, HostPool] = {}
+        self.draining = False
+        self.lb = make_load_balancer(config.lb_policy, [], rng=self.rng, panic_threshold=config.panic_threshold)
+        self.outlier: OutlierDetector | None = None
+        self._tick = None
+        if config.outlier is not None:
+            self.outlier = OutlierDetector(config.outlier, (), self.rng, self.stats)
+            self._tick = loop.call_later(config.outlier.interval, self._outlier_sweep)
+        self._pending_gauge = self.stats.upstream_rq_pending_active
+        if config.kind != "EDS":
+            self.set_endpoints(config.endpoints)
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name} {self.config.kind} hosts={len(self.hosts)} {self.breakers.default!r}>"
+
+    # -- membership
+    def set_endpoints(self, endpoints: tuple[EndpointConfig, ...]) -> None:
+        fresh: dict[str, Host] = {}
+        for ep in endpoints:
+            h = self.hosts.get(ep.key)
+            if h is None:
+                h = Host(ep.key, ep.weight, ep.healthy, metadata=(ep.address, ep.port, ep.priority))
+            else:
+                h.weight, h.healthy, h.metadata = max(1, ep.weight), ep.healthy, (ep.address, ep.port, ep.priority)
+            fresh[ep.key] = h
+        for key in set(self.hosts) - set(fresh):
+            pool = self.pools.pop(key, None)
+            if pool is not None:
+                for conn in list(pool.idle):
+                    conn.close()
+        self.hosts = fresh
+        if self.outlier is not None:
+            self.outlier.set_hosts(list(fresh.values()))
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the balancer's host set: the best priority level with an available host."""
+        hosts = list(self.hosts.values())
+        levels = sorted({h.metadata[2] for h in hosts}) if hosts else [0]
+        chosen = [h for h in hosts if h.metadata[2] == levels[0]]
+        for level in levels:
+            tier = [h for h in hosts if h.metadata[2] == level]
+            if any(h.available for h in tier):
+                chosen = tier
+                break
+        self.lb.set_hosts(chosen)
+        self.lb.refresh()
+        self.stats.membership_total.value = len(hosts)
+        self.stats.membership_healthy.value = sum(1 for h in hosts if h.healthy)
+
+    def choose(self, hash_key: int | None = None, excluded: frozenset = frozenset(),
+               original_dst: tuple[str, int] | None = None) -> Host | None:
+        if self.config.kind == "ORIGINAL_DST":
+            if original_dst is None:
+                return None
+            key = f"{original_dst[0]}:{original_dst[1]}"
+            h = self.hosts.get(key)
+            if h is None:
+                h = self.hosts[key] = Host(key, 1, True, metadata=(original_dst[0], original_dst[1], 0))
+            return h
+        return self.lb.choose(hash_key, excluded)
+
+    # -- pools
+    def acquire(self, host: Host, waiter) -> bool:
+        """Give `waiter` a connection now or later; False on circuit-breaker overflow (503 UO)."""
+        res = self.breakers.default
+        if not res.requests.try_acquire():
+            return False
+        pool = self.pools.get(host.address)
+        if pool is None:
+            pool = self.pools[host.address] = HostPool(self, host, (host.metadata[0], host.metadata[1]))
+        self.stats.upstream_rq_total.value += 1
+        self.stats.upstream_rq_active.value += 1
+        host.active_rq += 1
+        waiter.pool = pool
+        conn = pool.take_idle()
+        if conn is not None:
+            waiter.on_pool_ready(conn)
+            return True
+        if not res.pending.try_acquire():
+            self.release_request(host)
+            self.stats.upstream_rq_total.value -= 1  # never sent: Envoy does not count it
+            return False
+        self.stats.upstream_rq_pending_total.value += 1
+        self._pending_gauge.value += 1
+        pool.pending.append(waiter)
+        if pool.connecting < len(pool.pending) and res.connections.try_acquire():
+            pool.connect()
+        return True
+
+    def pending_done(self) -> None:
+        self.breakers.default.pending.release()
+        self._pending_gauge.value -= 1
+
+    def cancel(self, waiter) -> None:
+        pool = waiter.pool
+        if pool is not None and waiter in pool.pending:
+            pool.pending.remove(waiter)
+            self.pending_done()
+
+    def release_request(self, host: Host) -> None:
+        self.breakers.default.requests.release()
+        self.stats.upstream_rq_active.value -= 1
+        host.active_rq -= 1
+
+    def kick(self) -> None:
+        """A connection slot freed: open connections for pools with unserved waiters."""
+        conns = self.breakers.default.connections
+        for pool in self.pools.values():
+            while pool.pending and pool.connecting < len(pool.pending) and conns.can_create():
+                conns.try_acquire()
+                pool.connect()
+
+    # -- outlier detection: one Outcome per attempt feeds it (see retry.Outcome)
+    def outlier_connect_failure(self, host: Host) -> None:
+        if self.outlier is not None and self.outlier.record(host, CONNECT_FAILURE, self.clock()):
+            self.refresh()
+
+    def outlier_response(self, host: Host, status: int) -> None:
+        if self.outlier is not None and self.outlier.record(host, Outcome.response(status), self.clock()):
+            self.refresh()
+
+    def outlier_outcome(self, host: Host, outcome: Outcome) -> None:
+        if self.outlier is not None and self.outlier.record(host, outcome, self.clock()):
+            self.refresh()
+
+    def _outlier_sweep(self) -> None:
+        if self.outlier is None or self.draining:
+            return
+        if self.outlier.tick(self.clock()):
+            self.refresh()
+        self._tick = self.loop.call_later(self.outlier.config.interval, self._outlier_sweep)
+
+    def drain(self) -> None:
+        """This config was replaced: close idle connections; busy ones close when done."""
+        self.draining = True
+        for pool in self.pools.values():
+            for conn in list(pool.idle):
+                conn.close()
+            pool.idle.clear()
+        if self._tick is not None:
+            self._tick.cancel()
