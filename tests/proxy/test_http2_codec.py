@@ -207,3 +207,19 @@ def test_unhandled_request_is_refused():
     p.client.open_stream(ex, "GET", "x", "/", [], end_stream=True)
     p.pump()
     assert ex.reset == "remote refused stream reset"
+
+
+def test_end_is_dispatched_once_and_trailers_only_becomes_head_plus_trailers():
+    p = Pair()
+    ex = ClientExchange()
+    sid = p.client.open_stream(ex, "POST", "x", "/grpc.Svc/M", [])
+    p.client.send_data(sid, b"abc", end_stream=True)
+    p.pump()
+    assert p.log.count(("end", sid)) == 1
+    p.server.send_response(sid, 200, [("content-type", "application/grpc"),
+                                      ("grpc-status", "14"), ("grpc-message", "down")],
+                           end_stream=True)
+    p.pump()
+    assert ex.head.headers == [("content-type", "application/grpc")]
+    assert ex.trailers == [("grpc-status", "14"), ("grpc-message", "down")]
+    assert ex.ended

@@ -22,7 +22,9 @@ API
   end_stream=False) -> stream_id``. The handler gets the callbacks the HTTP/1.1 pool's
   exchanges get: ``on_response_head(ResponseHead)`` (``version="2"``),
   ``on_response_body(data)``, ``on_response_trailers(headers)``, ``on_response_end()``,
-  ``on_upstream_reset(reason)``, and ``on_drain()``. ``capacity()`` is how many more streams
+  ``on_upstream_reset(reason)``, and ``on_drain()``. A gRPC trailers-only response (one
+  HEADERS frame ending the stream with ``grpc-status``) arrives as head + trailers, so read
+  grpc-status from the trailers. ``capacity()`` is how many more streams
   the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows; ``goaway_received`` marks a connection
   that takes no new streams.
 - ``drain()`` queues a graceful GOAWAY (open streams finish, new ones are refused);
@@ -62,6 +64,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                   "upgrade", "host", "http2-settings"})
 
+_GRPC_TRAILERS = frozenset({"grpc-status", "grpc-message", "grpc-status-details-bin"})
 REFUSED = "remote refused stream reset"
 REMOTE_RESET = "remote reset"
 TERMINATION = "connection termination"
@@ -186,8 +189,6 @@ class H2Codec:
                     self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                 except h2.exceptions.StreamClosedError:
                     pass
-            if ev.stream_ended is not None:
-                self._ended(ev.stream_id)
         elif t is h2.events.RequestReceived:
             self._request(ev)
         elif t is h2.events.ResponseReceived:
@@ -197,9 +198,9 @@ class H2Codec:
             if handler is not None:
                 (handler.on_response_trailers if self.client_side
                  else handler.on_trailers)(list(ev.headers))
-            if ev.stream_ended is not None:
-                self._ended(ev.stream_id)
         elif t is h2.events.StreamEnded:
+            # h2 also reports the end on the DATA/HEADERS event (``stream_ended``); this
+            # separate event is the one place the end is dispatched, so it happens once.
             self._ended(ev.stream_id)
         elif t is h2.events.StreamReset:
             reason = REFUSED if ev.error_code == ErrorCodes.REFUSED_STREAM else REMOTE_RESET
@@ -249,8 +250,6 @@ class H2Codec:
             self.reset(ev.stream_id, ErrorCodes.REFUSED_STREAM)
             return
         self.handlers[ev.stream_id] = handler
-        if ended:
-            self._ended(ev.stream_id)
 
     def _response(self, ev: Any) -> None:
         handler = self.handlers.get(ev.stream_id)
@@ -265,11 +264,17 @@ class H2Codec:
                     length = int(v) if v.isdigit() else None
                 headers.append((k, v))
         ended = ev.stream_ended is not None
+        trailers = None
+        if ended and any(k == "grpc-status" for k, _ in headers):
+            # gRPC "trailers-only": hand it on as head + trailers (a valid gRPC response
+            # too), so a relay that sends the head before it knows the end stays correct.
+            trailers = [(k, v) for k, v in headers if k in _GRPC_TRAILERS]
+            headers = [(k, v) for k, v in headers if k not in _GRPC_TRAILERS]
         if handler is not None:
             handler.on_response_head(ResponseHead(status, headers, True,
                                                   not ended and length is None, length, "2"))
-        if ended:
-            self._ended(ev.stream_id)
+            if trailers:
+                handler.on_response_trailers(trailers)
 
     def _ended(self, stream_id: int) -> None:
         handler = self.handlers.get(stream_id)
@@ -397,7 +402,9 @@ class H2Codec:
                 out.trailers = None
             elif out.end:
                 conn.end_stream(stream_id)
-        except (h2.exceptions.StreamClosedError, KeyError):
+        except (h2.exceptions.ProtocolError, KeyError):
+            # The stream is closed or already ended locally (a reset raced us): nothing
+            # more can go out on it, which is not the connection's problem.
             self._out.pop(stream_id, None)
             return True
         self._out.pop(stream_id, None)
