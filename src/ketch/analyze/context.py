@@ -135,7 +135,10 @@ def _services(resources: Iterable[Any]) -> list[MeshService]:
 class AnalysisContext:
     """Everything analyzers read, indexed once. Immutable after construction."""
 
-    def __init__(self, resources: Iterable[Any], mesh: Any = None, lines: Any = None) -> None:
+    def __init__(self, resources: Iterable[Any], mesh: Any = None, lines: Any = None,
+                 workloads: Iterable[Workload] = ()) -> None:
+        """`workloads`: running instances (e.g. from the control plane's registry) besides
+        those the resources declare."""
         self.lines = lines  # a LineResolver for field-level lines, else document lines
         # Like istioctl, the same resource given twice means the last one wins.
         by_key: dict[tuple[str, str | None, str], Any] = {}
@@ -149,7 +152,7 @@ class AnalysisContext:
         self._by_kind = {k: tuple(v) for k, v in kinds.items()}
         self.mesh = mesh
 
-        workloads = _workloads(self.resources)
+        workloads = _workloads(self.resources) + list(workloads)
         self.assumes_default_ingress = not any("istio" in w.labels for w in workloads)
         if self.assumes_default_ingress:
             workloads.append(DEFAULT_INGRESS)

@@ -38,10 +38,10 @@ def unattributed(issues: Iterable[Any]) -> list[Any]:
 
 def analyze(resources: Iterable[Any], mesh: Any = None, load_errors: Iterable[Any] = (),
             analyzers: Sequence[Analyzer] = ALL, lines: Any = None,
-            suppressions: Sequence[Suppression] = ()) -> list[Message]:
+            suppressions: Sequence[Suppression] = (), workloads: Iterable[Any] = ()) -> list[Message]:
     """Every analyzer's messages, deduplicated and in istioctl's order, less the suppressed
     ones. `lines` (a `LineResolver`) turns document lines into the offending fields' lines."""
-    ctx = AnalysisContext(resources, mesh, lines)
+    ctx = AnalysisContext(resources, mesh, lines, workloads)
     messages: set[Message] = set(schema_messages(load_errors))
     for analyzer in analyzers:
         messages.update(analyzer.run(ctx))
