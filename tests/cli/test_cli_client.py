@@ -259,3 +259,19 @@ def test_address_from_environment(api, monkeypatch):
     run(api, "apply", "-f", "-", input=DR)
     result = CliRunner().invoke(main, ["get", "dr"])
     assert result.exit_code == 0 and "reviews" in result.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["clusters", "--subset", "v2"], [["reviews.default.svc.cluster.local", "9080", "v2", "outbound", "EDS", "-"]]),
+    (["clusters", "--direction", "inbound"], [["", "9080", "-", "inbound", "STATIC", "-"]]),
+    (["clusters", "--fqdn", "PassthroughCluster"], [["PassthroughCluster", "-", "-", "-", "ORIGINAL_DST", "-"]]),
+    (["listeners", "--port", "15001"], [["0.0.0.0", "15001", "ALL", "Cluster: PassthroughCluster"]]),
+    (["routes", "--name", "nope"], []),
+    (["endpoints", "--address", "10.10.0.8"],
+     [["10.10.0.8:9080", "UNHEALTHY", "OK", "outbound|9080|v1|reviews.default.svc.cluster.local"]]),
+])
+def test_proxy_config_filters(api, args, expected):
+    result = run(api, "proxy-config", args[0], "productpage", *args[1:])
+    assert result.exit_code == 0, result.output
+    rows = [re.split(r"\s{3,}", line.rstrip()) for line in result.stdout.splitlines()[1:]]
+    assert rows == expected

@@ -314,11 +314,21 @@ _SECTIONS = {"listeners": "listener", "routes": "route", "clusters": "cluster",
 @click.argument("proxy")
 @click.option("-o", "--output", type=click.Choice(["short", "json", "yaml"]), default="short",
               help="short: istioctl's table; json/yaml: the Envoy config_dump section.")
+@click.option("--fqdn", default=None, help="clusters: only this service FQDN.")
+@click.option("--port", type=int, default=None, help="clusters, listeners, endpoints: only this port.")
+@click.option("--subset", default=None, help="clusters: only this subset.")
+@click.option("--direction", type=click.Choice(["inbound", "outbound"]), default=None,
+              help="clusters: only this direction.")
+@click.option("--name", default=None, help="routes: only this route config name.")
+@click.option("--cluster", default=None, help="endpoints: only this cluster.")
+@click.option("--address", default=None, help="listeners, endpoints: only this address.")
 @control_plane_option
-def proxy_config(section: str, proxy: str, output: str, control_plane: str) -> None:
+def proxy_config(section: str, proxy: str, output: str, control_plane: str,
+                 **filters: Any) -> None:
     """What a proxy was sent, as istioctl shows it: listeners, routes, clusters, endpoints.
 
-    PROXY is the proxy id, a unique prefix of it, or its pod name (`reviews-v1-xyz.default`)."""
+    PROXY is the proxy id, a unique prefix of it, or its pod name (`reviews-v1-xyz.default`).
+    The filters narrow the tables, as istioctl's do."""
     section = section if section in _SECTIONS else section + "s"
     status, body = ControlPlane(control_plane).call(
         "GET", f"/api/v1/proxies/{urllib.parse.quote(proxy, safe='~')}/config")
@@ -335,7 +345,7 @@ def proxy_config(section: str, proxy: str, output: str, control_plane: str) -> N
             click.echo(yaml.safe_dump(doc, sort_keys=False).rstrip())
         return
     order = ["clusters", "listeners", "routes", "endpoints"] if section == "all" else [section]
-    click.echo("\n\n".join(_section_table(parts, name) for name in order))
+    click.echo("\n\n".join(_section_table(parts, name, filters) for name in order))
 
 
 def _section_items(parts: dict[str, dict[str, Any]], section: str) -> list[dict[str, Any]]:
@@ -344,12 +354,35 @@ def _section_items(parts: dict[str, dict[str, Any]], section: str) -> list[dict[
     return getters[section](parts.get(section, {}))
 
 
-def _section_table(parts: dict[str, dict[str, Any]], section: str) -> str:
-    items = _section_items(parts, section)
+def _keep(section: str, row: list[str], f: dict[str, Any]) -> bool:
+    """istioctl's filters, on the table's cells."""
+    port = None if f.get("port") is None else str(f["port"])
     if section == "clusters":
-        return tables.render(tables.CLUSTER_HEADERS, tables.cluster_rows(items))
+        return ((f.get("fqdn") is None or row[0] == f["fqdn"])
+                and (port is None or row[1] == port)
+                and (f.get("subset") is None or row[2] == f["subset"])
+                and (f.get("direction") is None or row[3] == f["direction"]))
     if section == "listeners":
-        return tables.render(tables.LISTENER_HEADERS, tables.listener_rows(items))
+        return ((f.get("address") is None or row[0] == f["address"])
+                and (port is None or row[1] == port))
     if section == "routes":
-        return tables.render(tables.ROUTE_HEADERS, tables.route_rows(items))
-    return tables.render(tables.ENDPOINT_HEADERS, tables.endpoint_rows(items))
+        return f.get("name") is None or row[0] == f["name"]
+    host, _, ep_port = row[0].rpartition(":")
+    return ((f.get("cluster") is None or row[3] == f["cluster"])
+            and (f.get("address") is None or host == f["address"])
+            and (port is None or ep_port == port))
+
+
+_TABLES = {
+    "clusters": (tables.CLUSTER_HEADERS, tables.cluster_rows),
+    "listeners": (tables.LISTENER_HEADERS, tables.listener_rows),
+    "routes": (tables.ROUTE_HEADERS, tables.route_rows),
+    "endpoints": (tables.ENDPOINT_HEADERS, tables.endpoint_rows),
+}
+
+
+def _section_table(parts: dict[str, dict[str, Any]], section: str,
+                   filters: dict[str, Any]) -> str:
+    headers, rows_of = _TABLES[section]
+    rows = [r for r in rows_of(_section_items(parts, section)) if _keep(section, r, filters)]
+    return tables.render(headers, rows)
