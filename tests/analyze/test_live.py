@@ -72,6 +72,8 @@ def test_analyze_the_live_mesh(control_plane):
     ]
     assert found[0][2] == 'Referenced host+subset in destinationrule not found: "reviews+v2"'
     assert result.exit_code == 79
+    text = CliRunner().invoke(main, ["analyze", "--control-plane", control_plane]).output
+    assert 'Error [IST0101] (VirtualService default/reviews) Referenced host+subset' in text
 
 
 def test_files_over_the_live_mesh(control_plane, tmp_path):

@@ -43,13 +43,16 @@ def _load_files(inputs: tuple[str, ...]) -> tuple[Any, str]:
 
 def _load_live(url: str) -> tuple[Any, tuple[Any, ...]]:
     from ketch.analyze.live import LiveError, fetch_live
-    from ketch.model import load_documents
+    from ketch.model import LoadResult, load_documents
 
     try:
         live = fetch_live(url)
     except LiveError as exc:
         _fail([f"{exc}; is `ketch control-plane` running? (set --control-plane or KETCH_CONTROL_PLANE)"])
-    return load_documents(live.documents, file=url), live.workloads
+    loaded = load_documents(live.documents, file=url)
+    # Like istioctl for cluster resources, live ones are named without a file:line origin.
+    resources = tuple(r.with_origin(None) for r in loaded.resources)
+    return LoadResult(resources, loaded.errors, loaded.warnings), live.workloads
 
 
 @click.command("analyze")
