@@ -184,18 +184,47 @@ def virtual_service_for(snapshot: Snapshot, host: str, ctx: MatchContext) -> Any
     return None
 
 
+def _uses_source(snapshot: Snapshot, vs: Any) -> bool:
+    """Whether a VirtualService's routes depend on the calling workload's labels."""
+    def compute() -> bool:
+        rules = list(seq(attr(vs.spec, "http")))
+        for rule in list(rules):
+            d = attr(rule, "delegate")
+            child = snapshot.virtual_service(attr(d, "namespace") or vs.metadata.namespace,
+                                             d.name) if d is not None else None
+            if child is not None:
+                rules.extend(seq(attr(child.spec, "http")))
+        return any(attr(m, "source_labels") for r in rules for m in seq(attr(r, "match")))
+    return snapshot.memo(("uses-source", vs.metadata.namespace, vs.metadata.name), compute)
+
+
 def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
                          domains: Iterable[str] | None = None) -> rc.VirtualHost:
+    """The virtual host of one service port. Shared between proxies through the snapshot
+    memo: without a VirtualService it depends only on the service and whether the proxy is
+    in the service's namespace (short names); with one, on the proxy's match context."""
     vs = virtual_service_for(ctx.snapshot, svc.hostname, ctx.match)
-    routes = vs_routes(vs, ctx) if vs is not None else []
-    if not routes:
-        routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname), ctx)]
-    return rc.VirtualHost(
-        name=f"{svc.hostname}:{port.number}",
-        domains=list(domains if domains is not None
-                     else service_domains(svc, port.number, ctx.namespace)),
-        routes=routes,
-    )
+    doms = tuple(domains) if domains is not None else None
+    if vs is None:
+        key: tuple = ("vh-default", svc.kind, svc.namespace, svc.hostname, port.number,
+                      svc.namespace == ctx.namespace, doms, ctx.grpc)
+    else:
+        labels = ctx.match.key() if _uses_source(ctx.snapshot, vs) else (
+            ctx.match.port, ctx.namespace, ctx.match.gateways)
+        key = ("vh", svc.kind, svc.namespace, svc.hostname, port.number, labels, doms,
+               ctx.grpc, vs.metadata.namespace, vs.metadata.name)
+
+    def build() -> rc.VirtualHost:
+        routes = vs_routes(vs, ctx) if vs is not None else []
+        if not routes:
+            routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname), ctx)]
+        return rc.VirtualHost(
+            name=f"{svc.hostname}:{port.number}",
+            domains=list(doms if doms is not None
+                         else service_domains(svc, port.number, ctx.namespace)),
+            routes=routes,
+        )
+    return ctx.snapshot.memo(key, build)
 
 
 def fallback_virtual_host(allow_any: bool) -> rc.VirtualHost:
@@ -210,16 +239,22 @@ def fallback_virtual_host(allow_any: bool) -> rc.VirtualHost:
 
 
 def dedupe_domains(vhosts: list[rc.VirtualHost]) -> list[rc.VirtualHost]:
-    """Envoy rejects a domain in two virtual hosts; the first (sorted) keeps it."""
+    """Envoy rejects a domain in two virtual hosts; the first (sorted) keeps it. Virtual
+    hosts may be shared (memoised), so a trimmed one is a copy."""
     seen: set[str] = set()
     out = []
     for vh in vhosts:
         keep = [d for d in vh.domains if d not in seen]
         seen.update(keep)
-        if keep:
-            del vh.domains[:]
-            vh.domains.extend(keep)
-            out.append(vh)
+        if len(keep) != len(vh.domains):
+            if not keep:
+                continue
+            trimmed = rc.VirtualHost()
+            trimmed.CopyFrom(vh)
+            del trimmed.domains[:]
+            trimmed.domains.extend(keep)
+            vh = trimmed
+        out.append(vh)
     return out
 
 

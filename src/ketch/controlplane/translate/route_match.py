@@ -21,6 +21,9 @@ class MatchContext:
     labels: Mapping[str, str]
     gateways: frozenset[str]  # "mesh" for sidecars, "ns/name" of the router's Gateways
 
+    def key(self) -> tuple:
+        return (self.port, self.namespace, tuple(sorted(self.labels.items())), self.gateways)
+
 
 def gateway_names(vs: Any) -> frozenset[str]:
     """A VirtualService's gateways as `ns/name` (or `mesh`); none given means mesh."""

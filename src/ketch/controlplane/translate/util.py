@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
@@ -65,12 +66,15 @@ def enum_name(value: Any) -> str | None:
     return str(value)
 
 
+_MAPPINGS = (dict, MappingProxyType)  # concrete types: an ABC isinstance check is slow here
+
+
 def attr(obj: Any, *path: str) -> Any:
     """`attr(dr, "spec", "traffic_policy")`: None as soon as a step is missing."""
     for name in path:
         if obj is None:
             return None
-        if isinstance(obj, Mapping):
+        if isinstance(obj, _MAPPINGS):
             obj = obj.get(name)
         else:
             obj = getattr(obj, name, None)
