@@ -25,8 +25,7 @@ def validate(paths: tuple[str, ...], quiet: bool) -> None:
     """Validate Istio and Kubernetes config the way istiod's webhook does."""
     from ketch.model import load_paths
 
-    stdin = click.get_text_stream("stdin")
-    result = load_paths(paths, stdin=stdin)
+    result = load_paths(paths)  # `-` reads sys.stdin
     for issue in result.errors:
         click.echo(str(issue))
     if not quiet:

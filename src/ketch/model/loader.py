@@ -206,7 +206,7 @@ def _load_one(data: Any, doc: _Doc, sink: _Sink, validators: bool) -> None:
                 seen.add(path)
                 issues.append(doc.issue(loc, reason_of(err)))
     if metadata is None or spec is None or issues:
-        sink.issues.extend(issues)
+        sink.issues.extend(sorted(issues, key=lambda i: i.line))
         return
     line = doc.node.start_mark.line + 1 if doc.node is not None else 0
     if doc.base and doc.node is not None:
@@ -222,8 +222,7 @@ def _load_one(data: Any, doc: _Doc, sink: _Sink, validators: bool) -> None:
         from ketch.model.validation import validate_all
 
         found = validate_all(resource)
-        for issue in found:
-            sink.issues.append(_relocate(issue, doc))
+        sink.issues.extend(sorted((_relocate(i, doc) for i in found), key=lambda i: i.line))
         if any(i.level == "Error" for i in found):
             return
     sink.resources.append(resource)
