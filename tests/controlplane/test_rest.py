@@ -257,9 +257,17 @@ async def test_proxies_and_config_dump(api):
     assert (await api.get("/api/v1/proxies/nobody/config")).status == 404
 
 
+async def test_empty_apply_is_an_error(api):
+    resp = await post_yaml(api, "# nothing here\n")
+    assert resp.status == 400
+    assert "no objects" in (await resp.json())["errors"][0]["reason"]
+
+
 async def test_metrics(api):
     await post_yaml(api, DR)
-    text = await (await api.get("/metrics")).text()
+    resp = await api.get("/metrics")
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await resp.text()
     assert "ketch_config_revision 1\n" in text
     assert 'ketch_config_objects{kind="DestinationRule"} 1' in text
     assert "pilot_xds 3\n" in text

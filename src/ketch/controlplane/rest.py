@@ -109,6 +109,8 @@ async def apply_config(request: web.Request) -> web.Response:
     if result.errors:
         return issues_response(400, result.errors)
     resources = list(result.resources)
+    if not resources:
+        return error(400, "no objects passed to apply")
     expected = {
         r.key: str(r.metadata.resource_version)
         for r in resources
@@ -283,5 +285,7 @@ async def metrics(request: web.Request) -> web.Response:
     if provider is not None:
         parts.append(provider.metrics_text())
     text = "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
-    return web.Response(text=text, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    # Prometheus' text exposition format, version 0.0.4.
+    return web.Response(body=text.encode(), headers={
+        "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+        "X-Content-Type-Options": "nosniff"})
