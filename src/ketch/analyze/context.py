@@ -164,10 +164,15 @@ class AnalysisContext:
         self.services: tuple[MeshService, ...] = tuple(services)
         self.k8s_services: tuple[MeshService, ...] = tuple(
             s for s in services if s.resource is None or s.resource.kind == "Service")
+        self._by_host: dict[str, list[MeshService]] = defaultdict(list)
+        for s in services:
+            self._by_host[s.hostname].append(s)
+        self._wildcard_services = tuple(s for s in services if s.hostname.startswith("*"))
 
         namespaces = {"default", ISTIO_SYSTEM}
         namespaces.update(r.metadata.name for r in self.of_kind("Namespace"))
         namespaces.update(r.metadata.namespace for r in self.resources if r.metadata.namespace)
+        namespaces.update(w.namespace for w in self.workloads)
         self.namespaces: frozenset[str] = frozenset(namespaces)
 
     # --- lookups -------------------------------------------------------------------------
@@ -180,16 +185,17 @@ class AnalysisContext:
 
     def find_service(self, namespace: str, host: str) -> MeshService | None:
         """Istio's GetDestinationHost: the service a destination host names, seen from a namespace."""
-        fqdn = to_fqdn(namespace, host)
-        for scoped_to_ns in (True, False):
-            for s in self.services:
-                if s.hostname != fqdn:
-                    continue
-                if (namespace in s.scopes) if scoped_to_ns else (ALL_NAMESPACES in s.scopes):
-                    return s
+        candidates = self._by_host.get(to_fqdn(namespace, host), ())
+        # exported to the namespace itself first, then to all namespaces, then wildcard hosts
+        for s in candidates:
+            if namespace in s.scopes:
+                return s
+        for s in candidates:
+            if ALL_NAMESPACES in s.scopes:
+                return s
         bare = host[1:] if host.startswith("*") else host
-        for s in self.services:
-            if s.hostname.startswith("*") and s.visible_from(namespace) and bare.endswith(s.hostname[1:]):
+        for s in self._wildcard_services:
+            if s.visible_from(namespace) and bare.endswith(s.hostname[1:]):
                 return s
         return None
 

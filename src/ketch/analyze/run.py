@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ketch.analyze import suppress
 from ketch.analyze.analyzers import ALL, Analyzer
 from ketch.analyze.context import AnalysisContext, attr
-from ketch.analyze import suppress
 from ketch.analyze.messages import Level, Message, ResourceRef, new_message
 from ketch.analyze.suppress import Suppression
 
