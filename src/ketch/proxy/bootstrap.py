@@ -27,7 +27,28 @@ def load_bootstrap(path: str | Path) -> bootstrap_pb2.Bootstrap:
     return parse_bootstrap(data)
 
 
+def _register_typed_configs() -> None:
+    """Import the extension protos a bootstrap's typed_config may name, so ParseDict finds them."""
+    import importlib
+
+    for mod in ("envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
+                "envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2",
+                "envoy.extensions.filters.http.router.v3.router_pb2",
+                "envoy.extensions.filters.http.fault.v3.fault_pb2",
+                "envoy.extensions.filters.http.cors.v3.cors_pb2",
+                "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
+                "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
+                "envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2",
+                "envoy.extensions.access_loggers.stream.v3.stream_pb2",
+                "envoy.extensions.access_loggers.file.v3.file_pb2",
+                "envoy.extensions.filters.listener.original_dst.v3.original_dst_pb2",
+                "envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2",
+                "envoy.extensions.filters.listener.http_inspector.v3.http_inspector_pb2"):
+        importlib.import_module(mod)
+
+
 def parse_bootstrap(data: dict) -> bootstrap_pb2.Bootstrap:
+    _register_typed_configs()
     try:
         return json_format.ParseDict(data, bootstrap_pb2.Bootstrap())
     except json_format.ParseError as exc:

@@ -250,6 +250,10 @@ class Stream:
             conn.original_dst = (host or authority, int(port) if port.isdigit() else 80)
         self.authority = authority
         self.upstream_target = target
+        if not self.request_complete and head.version == "1.1":
+            expect = head.get("expect")
+            if expect is not None and expect.lower() == "100-continue":
+                conn.write(_CONTINUE)  # like Envoy (proxy_100_continue off): answer it here, strip it upstream
         if head.method == "CONNECT":
             self.local_reply(405, b"CONNECT is not supported on this listener", close=True)
             return
@@ -382,6 +386,8 @@ class Stream:
             ip = conn.peer[0]
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"] + [
                 ("x-forwarded-for", f"{xff}, {ip}" if xff else ip)]
+        if "host" not in self.hdrs:  # HTTP/1.0 without Host, or absolute-form only
+            headers.append(("host", self.authority or cluster.name))
         if "x-forwarded-proto" not in self.hdrs:
             headers.append(("x-forwarded-proto", "http"))
         rid = self.hdrs.get("x-request-id")

