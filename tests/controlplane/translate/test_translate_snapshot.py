@@ -160,3 +160,35 @@ def test_resolve_name() -> None:
     assert resolve_name("api.ops", "shop") == "api.ops.svc.cluster.local"
     assert resolve_name("api.ops.svc", "shop") == "api.ops.svc.cluster.local"
     assert resolve_name("api.example.com", "shop") == "api.example.com"
+
+
+def test_default_route_honours_consistent_hash_and_external_name() -> None:
+    text = SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web
+  trafficPolicy:
+    loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy, namespace: shop}
+spec:
+  type: ExternalName
+  externalName: legacy.example.net
+  ports: [{name: http, port: 80}]
+"""
+    snap = Snapshot.build(load_configs(text))
+    routes = generate(snap, proxy("shop"), ROUTE)["80"]
+    (web,) = [v for v in routes.virtual_hosts if v.name.startswith("web.")]
+    assert web.routes[0].route.hash_policy[0].cookie.name == "session"
+    cluster = generate(snap, proxy("shop"), CLUSTER)["outbound|80||legacy.shop.svc.cluster.local"]
+    sa = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert cluster.type == cluster.STRICT_DNS
+    assert (sa.address, sa.port_value) == ("legacy.example.net", 80)
+    # routers do not serve inbound traffic for the services that select them
+    router = proxy("shop", {"app": "web"}, kind="router")
+    assert "inbound|80||" not in generate(snap, router, CLUSTER)

@@ -11,7 +11,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from ketch.controlplane.node import InterceptionMode
+from ketch.controlplane.node import InterceptionMode, ProxyType
 from ketch.controlplane.translate import listener as lds
 from ketch.controlplane.translate import route as rds
 from ketch.controlplane.translate.cluster import (
@@ -53,7 +53,8 @@ def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Clu
         return out
     for c in passthrough_clusters(snap.mesh):
         out[c.name] = c
-    for svc, port, target in scope.inbound():
+    inbound = scope.inbound() if scope.proxy.type is ProxyType.SIDECAR else []
+    for svc, port, target in inbound:
         c = inbound_cluster(target, target, snap.mesh)
         out.setdefault(c.name, c)
     return out

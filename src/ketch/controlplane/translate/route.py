@@ -134,8 +134,8 @@ def _route_action(rule: Any, ns: str, ctx: RouteContext, route: rc.Route) -> rc.
     return action
 
 
-def default_route(cluster: str, ctx: RouteContext) -> rc.Route:
-    action = rc.RouteAction(cluster=cluster)
+def default_route(cluster: str, ctx: RouteContext, hash_policy: Iterable[Any] = ()) -> rc.Route:
+    action = rc.RouteAction(cluster=cluster, hash_policy=list(hash_policy))
     if ctx.grpc:
         action.max_stream_duration.max_stream_duration.CopyFrom(duration_pb2.Duration())
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration_pb2.Duration())
@@ -205,9 +205,11 @@ def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
     in the service's namespace (short names); with one, on the proxy's match context."""
     vs = virtual_service_for(ctx.snapshot, svc.hostname, ctx.match)
     doms = tuple(domains) if domains is not None else None
+    dr = ctx.snapshot.destination_rule(svc.hostname, ctx.namespace, svc.namespace)
     if vs is None:
+        dr_key = None if dr is None else (dr.metadata.namespace, dr.metadata.name)
         key: tuple = ("vh-default", svc.kind, svc.namespace, svc.hostname, port.number,
-                      svc.namespace == ctx.namespace, doms, ctx.grpc)
+                      svc.namespace == ctx.namespace, doms, ctx.grpc, dr_key)
     else:
         labels = ctx.match.key() if _uses_source(ctx.snapshot, vs) else (
             ctx.match.port, ctx.namespace, ctx.match.gateways)
@@ -217,7 +219,10 @@ def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
     def build() -> rc.VirtualHost:
         routes = vs_routes(vs, ctx) if vs is not None else []
         if not routes:
-            routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname), ctx)]
+            # as Istio, the default route still honours the DestinationRule's consistentHash
+            hashing = ra.hash_policies(policy_for(dr, port.number).load_balancer) if dr else []
+            routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname),
+                                    ctx, hashing)]
         return rc.VirtualHost(
             name=f"{svc.hostname}:{port.number}",
             domains=list(doms if doms is not None

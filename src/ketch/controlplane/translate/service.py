@@ -188,6 +188,16 @@ def services_from_kubernetes(resource: Any) -> list[Service]:
     annotations = meta.annotations or {}
     export = export_set(str(annotations.get(EXPORT_TO_ANNOTATION, "")).split(","), frozenset({"*"}))
     selector = attr(spec, "selector")
+    external = attr(spec, "external_name")
+    if attr(spec, "type") == "ExternalName" and external:
+        # Istio: a DNS-resolved service whose one endpoint is the external name
+        target = WorkloadInstance(name=meta.name, namespace=ns, address=str(external),
+                                  source=InstanceSource.SERVICE_ENTRY)
+        return [Service(
+            hostname=hostname, namespace=ns, name=meta.name, ports=tuple(ports),
+            addresses=addresses, resolution=Resolution.DNS, mesh_external=True,
+            export_to=export, kind="Service", endpoints=(target,),
+        )]
     return [Service(
         hostname=hostname, namespace=ns, name=meta.name, ports=tuple(ports),
         addresses=addresses, export_to=export,
