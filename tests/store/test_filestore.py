@@ -100,3 +100,27 @@ def test_closed_store_refuses_writes_and_shows_nothing(tmp_path):
     with pytest.raises(StoreError):
         store.apply([vs("a")])
     assert store.list() == [] and store.revision == 0
+
+
+def test_failed_journal_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    import ketch.store.file as file_mod
+
+    real_fsync = file_mod.os.fsync
+    with FileStore(tmp_path) as store:
+        store.apply([vs("a")])
+        failures = iter([OSError("disk full")])
+
+        def flaky_fsync(fd):
+            err = next(failures, None)
+            if err is not None:
+                raise err
+            real_fsync(fd)
+
+        monkeypatch.setattr(file_mod.os, "fsync", flaky_fsync)
+        with pytest.raises(OSError):
+            store.apply([vs("b")])
+        assert [r.key.name for r in store.list()] == ["a"] and store.revision == 1
+        store.apply([vs("c")])
+    with FileStore(tmp_path) as store:
+        assert [r.key.name for r in store.list()] == ["a", "c"]
+        assert store.revision == 2

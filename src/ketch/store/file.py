@@ -85,9 +85,11 @@ class FileStore(MemoryStore):
             }
             _atomic_write(self._snapshot_path, json.dumps(snapshot, sort_keys=True).encode())
             self._journal.close()
-            _atomic_write(self._journal_path, b"")
-            self._journal = open(self._journal_path, "ab")
-            self._journal_lines = 0
+            try:
+                _atomic_write(self._journal_path, b"")
+                self._journal_lines = 0
+            finally:  # emptied or not, keep appending to whatever journal is there
+                self._journal = open(self._journal_path, "ab")
 
     # -- persistence hook ------------------------------------------------------------------
 
@@ -103,9 +105,21 @@ class FileStore(MemoryStore):
         }
         payload = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
         line = b"%08x %s\n" % (zlib.crc32(payload), payload)
-        self._journal.write(line)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        offset = self._journal.tell()
+        try:
+            self._journal.write(line)
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError:
+            # Leave no half-written line behind: a later batch appended after it would be
+            # cut off with it at recovery. If even that fails, refuse further writes.
+            try:
+                self._journal.truncate(offset)
+                self._journal.seek(offset)
+                os.fsync(self._journal.fileno())
+            except OSError:
+                self._journal.close()
+            raise
         self._journal_lines += 1
         if self._journal_lines >= self._compact_every:
             # The batch is durable in the journal; compacting now (before it is visible in
@@ -116,7 +130,10 @@ class FileStore(MemoryStore):
         self._compact_pending = False
         super()._commit(changes)
         if self._compact_pending:
-            self.compact()
+            try:
+                self.compact()
+            except OSError:  # the batch is durable in the journal; compaction can wait
+                log.exception("store compaction failed; will retry after the next batch")
 
     # -- recovery --------------------------------------------------------------------------
 
