@@ -108,3 +108,10 @@ spec: {address: 10.9.0.2, labels: {app: vm, version: v1}}
         "The Subset v2 defined in the DestinationRule does not select any pods. Which may lead to "
         "503 UH (NoHealthyUpstream)."
     ]
+
+
+def test_a_deployment_scaled_to_zero_has_no_pods():
+    scaled = SERVICE_REVIEWS.replace("metadata: {name: reviews-v1}\nspec:\n", "metadata: {name: reviews-v1}\nspec:\n  replicas: 0\n")
+    assert "replicas: 0" in scaled
+    assert pairs(scaled, codes={"IST0173"}) == [("IST0173", "DestinationRule default/reviews")]
+    assert pairs(SERVICE_REVIEWS, codes={"IST0173"}) == []

@@ -99,6 +99,8 @@ def _workloads(resources: Iterable[Any]) -> list[Workload]:
         elif r.kind == "Pod":
             out.append(Workload(r.metadata.namespace, r.metadata.name, _labels(r.metadata), r))
         elif r.kind == "Deployment":
+            if attr(r.spec, "replicas", 1) == 0:
+                continue  # scaled to zero: no pods to select
             template = attr(r.spec, "template")
             out.append(Workload(r.metadata.namespace, r.metadata.name,
                                 _labels(attr(template, "metadata")), r))
