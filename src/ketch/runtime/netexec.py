@@ -8,6 +8,7 @@ import ctypes
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -128,10 +129,9 @@ def cleanup_prefix(prefix: str) -> dict[str, list[str]]:
     for link in found["links"]:
         run(["ip", "link", "del", link], check=False)
     for rule in found["iptables"]:
-        args = rule.split()
+        args = shlex.split(rule)  # -S output quotes the comment
         if args[:1] == ["-A"]:
             args[0] = "-D"
-            # the comment is quoted in -S output only when it has spaces; ours has none
             run(["iptables", "-w", *args], check=False)
     for name in found["etc"]:
         shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
