@@ -541,8 +541,8 @@ class Stream:
             headers = ops.apply(headers)
         if self.cors:
             headers.extend(self.cors)
-        if not self.keep_alive or not self.request_complete or self.conn.state.draining:
-            self.keep_alive = False if status != 101 else self.keep_alive
+        if status != 101 and (not self.keep_alive or not self.request_complete or self.conn.state.draining):
+            self.keep_alive = False
             headers.append(("connection", "close"))
         self.conn.write(encode_response_head(status, headers))
         return True

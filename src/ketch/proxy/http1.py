@@ -202,9 +202,8 @@ class ResponseDecoder:
     def on_message_complete(self) -> None:
         if self._done_early:
             return
-        p = self._parser
-        if 100 <= p.get_status_code() < 200 and p.get_status_code() != 101:
-            return
+        if 100 <= self._parser.get_status_code() < 200:
+            return  # informational, or 101 whose upgrade (tunnel) follows
         self._handler.on_end()
 
 
