@@ -32,6 +32,7 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     tcp: bool = False
     address: str | None = None  # destination IP; default: what the pod's DNS gives
+    sni: str = ""  # a TLS call's server name (the proxy peeks at the ClientHello)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ class Simulation:
         lis = self.listener_for(ip, call.port)
         if lis is None:
             return Result(error="no listener")
-        chain = select_chain(lis, ip, call.port, self.proxy.ip)
+        if call.sni:
+            chain = select_chain(lis, ip, call.port, self.proxy.ip, sni=call.sni, transport="tls")
+        else:
+            chain = select_chain(lis, ip, call.port, self.proxy.ip)
         if chain is None:
             return Result(listener=lis.name, error="no filter chain")
         if chain.tcp is not None:

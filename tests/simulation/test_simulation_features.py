@@ -65,6 +65,16 @@ TABLE = [
      f"{web(7070, 'v1')}=90,{web(7070, 'v2')}=10"),
     ("process", Call("cart", 8000, "/cart/x"), "outbound|8000||cart.shop.svc.cluster.local"),
     ("process", Call("unknown.example", 80, "/"), "PassthroughCluster"),
+    # VirtualService tls rules pick the upstream by SNI; other names go to the service
+    ("client", Call("vault", 8200, tcp=True, sni="a.vault.shop.svc.cluster.local"), "outbound|8200||vault-a.shop.svc.cluster.local"),
+    ("client", Call("vault", 8200, tcp=True, sni="b.vault.shop.svc.cluster.local"), "outbound|8200||vault.shop.svc.cluster.local"),
+    ("client", Call("vault", 8200, tcp=True), "outbound|8200||vault.shop.svc.cluster.local"),
+    # the edge gateway: HTTP by host, TLS passthrough by SNI
+    ("ingress", Call("web.example.org", 80, "/x"), web(80)),
+    ("ingress", Call("other.example.org", 80, "/x"), "NR"),
+    ("ingress", Call("vault.example.org", 443, tcp=True, sni="vault.example.org"),
+     "outbound|8200||vault.shop.svc.cluster.local"),
+    ("ingress", Call("x.example.org", 443, tcp=True, sni="x.example.org"), "no filter chain"),
 ]
 
 

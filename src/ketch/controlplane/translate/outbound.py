@@ -22,7 +22,10 @@ from ketch.controlplane.translate.policy import subset_labels
 from ketch.controlplane.translate.route_match import MatchContext, applies, gateway_names
 from ketch.controlplane.translate.scope import ProxyScope, gateway_key, servers_by_port
 from ketch.controlplane.translate.service import Protocol, Resolution, Service, ServicePort
-from ketch.controlplane.translate.util import attr, cluster_name, fqdn, host_matches, seq
+from ketch.controlplane.translate import tls_route
+from ketch.controlplane.translate.util import (
+    attr, cluster_name, enum_name, fqdn, host_matches, seq,
+)
 
 C = cluster_pb2.Cluster
 
@@ -141,13 +144,27 @@ def sidecar_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
                 ip = svc.vip or "0.0.0.0"
                 if ip == "0.0.0.0" and port.number in http_ports:
                     continue  # the HTTP listener owns the wildcard address of this port
-                out.append(lds.outbound_tcp_listener(ip, port.number, tcp_route(scope, svc, port)))
+                out.append(_opaque_listener(scope, svc, port, ip))
     inbound = [(target, port.protocol.is_http) for _, port, target in scope.inbound()]
     out.append(lds.virtual_inbound(inbound))
     result: dict[str, listener_pb2.Listener] = {}
     for lis in out:
         result.setdefault(lis.name, lis)  # two services on one VIP:port: the first wins
     return result
+
+
+def _opaque_listener(scope: ProxyScope, svc: Service, port: ServicePort,
+                     ip: str) -> listener_pb2.Listener:
+    """tcp_proxy for an opaque port; TLS ports with VirtualService `tls` rules route by SNI."""
+    default = tcp_route(scope, svc, port)
+    if port.protocol in (Protocol.TLS, Protocol.HTTPS):
+        ctx = scope.match_context(port.number)
+        vs = rds.virtual_service_for(scope.snapshot, svc.hostname, ctx)
+        rules = tls_route.sni_rules(vs, ctx, scope) if vs is not None else []
+        if rules:
+            return tls_route.sni_listener(f"{ip}_{port.number}", ip, port.number, rules,
+                                          default, bind=False)
+    return lds.outbound_tcp_listener(ip, port.number, default)
 
 
 def sidecar_routes(scope: ProxyScope) -> dict[str, route_pb2.RouteConfiguration]:
@@ -183,8 +200,6 @@ _HTTP = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 
 
 def _server_protocol(server: Any) -> str:
-    from ketch.controlplane.translate.util import enum_name
-
     return (enum_name(attr(server, "port", "protocol")) or "HTTP").upper()
 
 
@@ -192,8 +207,15 @@ def router_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
     out: dict[str, listener_pb2.Listener] = {}
     for port, servers in sorted(servers_by_port(scope.gateways()).items()):
         protocols = {_server_protocol(s) for _, s in servers}
+        tls_modes = {enum_name(attr(s, "tls", "mode")) for _, s in servers}
         if protocols & _HTTP:
             lis = lds.gateway_http_listener(port)
+        elif protocols & {"TLS", "HTTPS"} and tls_modes & {"PASSTHROUGH", "AUTO_PASSTHROUGH"}:
+            gws = frozenset(gateway_key(gw) for gw, _ in servers)
+            sni = tls_route.gateway_passthrough(scope, port, servers, gws)
+            if sni is None:
+                continue
+            lis = sni
         elif protocols & {"TCP", "MONGO", "MYSQL", "REDIS"}:
             weighted = _gateway_tcp(scope, port, servers)
             if not weighted:
