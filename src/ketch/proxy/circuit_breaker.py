@@ -93,19 +93,24 @@ class Resource:
         return self.count < self.limit()
 
     def try_acquire(self) -> bool:
-        if self.count >= self.limit():
+        limit = self.limit()
+        count = self.count
+        if count >= limit:
             if self.overflow is not None:
                 self.overflow.value += 1
             return False
-        self.count += 1
-        if self.open_gauge is not None or self.remaining_gauge is not None:
+        self.count = count = count + 1
+        # Gauges change only at the limit (open) unless remaining_* is tracked: keep the
+        # common path to two comparisons.
+        if self.remaining_gauge is not None or count >= limit:
             self._publish()
         return True
 
     def release(self) -> None:
-        if self.count > 0:
-            self.count -= 1
-        if self.open_gauge is not None or self.remaining_gauge is not None:
+        count = self.count
+        if count > 0:
+            self.count = count - 1
+        if self.remaining_gauge is not None or count >= self.limit():
             self._publish()
 
     def _publish(self) -> None:

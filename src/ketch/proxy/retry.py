@@ -284,14 +284,15 @@ class RetryState:
     def on_attempt(self, host: Any = None) -> int:
         """A try starts (on ``host``); returns its number (x-envoy-attempt-count)."""
         self.attempt += 1
-        if host is not None:
+        if host is not None and self.policy.previous_hosts:
             self.hosts.append(host)
         return self.attempt
 
     @property
     def excluded(self) -> frozenset:
-        """Hosts the previous-hosts predicate keeps the LB away from."""
-        if not self.policy.previous_hosts or not self.hosts:
+        """Hosts the previous-hosts predicate keeps the LB away from (only recorded when
+        the policy has that predicate)."""
+        if not self.hosts:
             return frozenset()
         return frozenset(self.hosts)
 
@@ -324,8 +325,9 @@ class RetryState:
 
     def finish(self, outcome: Outcome | None = None) -> None:
         """The request is over; counts ``upstream_rq_retry_success`` when a retry saved it."""
-        self.on_attempt_done()
-        if (self._stats is not None and outcome is not None and self.attempt > 1
+        if self._held:
+            self.on_attempt_done()
+        if (self.attempt > 1 and self._stats is not None and outcome is not None
                 and not self.policy.retriable(outcome)):
             self._stats.upstream_rq_retry_success.inc()
 
