@@ -72,7 +72,7 @@ def _load_live(url: str) -> tuple[Any, tuple[Any, ...]]:
 @click.option("--meshConfigFile", "mesh_config_file", type=click.Path(exists=True, dir_okay=False),
               help="Overrides the mesh config values to use for analysis.")
 @click.option("-S", "--suppress", "suppressions", multiple=True,
-              help='Suppress messages by code and resource, e.g. "IST0102=Namespace frod" or '
+              help='Suppress messages by code and resource, e.g. "IST0118=Service web.default" or '
                    '"IST01*=VirtualService *.default" (shell-style wildcards). Repeatable.')
 @click.option("-L", "--list-analyzers", is_flag=True, help="List the analyzers available to run.")
 def analyze(files: tuple[str, ...], paths: tuple[str, ...], live: bool, control_plane: str, output: str,
