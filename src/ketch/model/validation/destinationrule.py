@@ -10,7 +10,7 @@ from ketch.model.resource import Resource
 from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
 from ketch.model.validation.paths import Path
-from ketch.model.validation.virtualservice import export_to, subset_name
+from ketch.model.validation.routing import export_to, subset_name
 
 TOPOLOGY_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
 

@@ -9,7 +9,7 @@ from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
 from ketch.model.validation.destinationrule import connection_pool, workload_selector
 from ketch.model.validation.paths import Path
-from ketch.model.validation.virtualservice import destination, export_to
+from ketch.model.validation.routing import destination, export_to
 
 UNIX = "unix://"
 

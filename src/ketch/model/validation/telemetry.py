@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 from ketch.model.extensions import EnvoyFilter, ProxyConfig, WasmPlugin
 from ketch.model.resource import Resource
 from ketch.model.telemetry import ProviderRef, Telemetry
-from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
 from ketch.model.validation.destinationrule import workload_selector
 from ketch.model.validation.paths import Path
