@@ -243,3 +243,76 @@ async def test_upstream_death_resets_streams_with_connection_termination():
     assert await asyncio.wait_for(c.done, 10) is False
     assert c.reset == "connection termination" and closed == [conn]
     server.close()
+
+
+def _self_signed(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_h2_over_tls_negotiated_by_alpn(tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.set_alpn_protocols(["h2", "http/1.1"])
+
+    def on_request(down, head, end_stream):
+        class Answer:
+            def on_body(self, data):
+                pass
+
+            def on_trailers(self, headers):
+                pass
+
+            def on_end(self):
+                down.send_response(200, [("content-type", "text/plain")])
+                down.send_data(f"{head.method} {head.target} {head.get('host')}".encode(),
+                               end_stream=True)
+
+            def on_reset(self, reason):
+                pass
+
+        return Answer()
+
+    loop = asyncio.get_running_loop()
+    protocols = []
+
+    def factory():
+        protocols.append(H2ServerProtocol(on_request))
+        return protocols[-1]
+
+    server = await loop.create_server(factory, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    conn = await connect_h2("127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+    try:
+        assert conn.transport.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
+        c = Collect()
+        conn.open_stream(c, "GET", "svc.local", "/x?y=1", [], scheme="https", end_stream=True)
+        assert await asyncio.wait_for(c.done, 10)
+        assert c.head.status == 200 and c.body == b"GET /x?y=1 svc.local"
+    finally:
+        conn.close()
+        server.close()

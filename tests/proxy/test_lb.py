@@ -186,3 +186,31 @@ def test_hash_policy_from_proto_and_compute():
     # terminal: a hash from the query stops the walk.
     assert compute_hash([query, header], h, None, "id=42") == hash64("42")
     assert compute_hash([query, header], h, None, "") == hash64("alice")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=st.sampled_from(["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST", "RING_HASH"]),
+       spec=st.lists(st.tuples(st.integers(1, 5), st.booleans(), st.booleans(),
+                               st.integers(0, 4)), max_size=6),
+       keys=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=10),
+       panic=st.sampled_from([0.0, 50.0, 100.0]))
+def test_choose_invariants(policy, spec, keys, panic):
+    hs = []
+    for i, (w, healthy, ejected, rq) in enumerate(spec):
+        h = Host(f"10.1.0.{i}:80", weight=w, healthy=healthy)
+        h.ejected, h.active_rq = ejected, rq
+        hs.append(h)
+    opts = {"min_ring_size": 16} if policy == "RING_HASH" else {}
+    lb = make_load_balancer(policy, hs, rng=random.Random(0), panic_threshold=panic, **opts)
+    available = [h for h in hs if h.available]
+    for k in keys:
+        h = lb.choose(hash_key=k)
+        if h is None:
+            # Nothing usable: no hosts, or none available and not in panic.
+            assert not available and not lb.panic
+        else:
+            assert h in hs
+            assert h.available or lb.panic
