@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ketch.controlplane.node import InterceptionMode, ProxyNode, ProxyType
+from ketch.controlplane.node import ProxyNode, ProxyType
 from ketch.controlplane.snapshot import Snapshot
 from ketch.controlplane.translate import generate
 from ketch.controlplane.translate.generator import CLUSTER, LISTENER, ROUTE
@@ -82,10 +82,10 @@ class Simulation:
         return svc.vip if svc is not None else None
 
     def listener_for(self, ip: str, port: int):
+        """The listener a connection to ip:port ends on: the proxy's hand-off from 15001
+        (redirected, or in process mode the target of an absolute-form request/CONNECT)."""
         if self.proxy.type is ProxyType.ROUTER:
             return self.listeners.get(f"0.0.0.0_{port}")
-        if self.proxy.interception_mode is InterceptionMode.NONE:
-            return self.listeners.get("virtualOutbound")  # the app's HTTP_PROXY
         return (self.listeners.get(f"{ip}_{port}") or self.listeners.get(f"0.0.0.0_{port}")
                 or self.listeners.get("virtualOutbound"))
 

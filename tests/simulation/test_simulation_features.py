@@ -59,12 +59,14 @@ TABLE = [
     ("restricted", Call("local", 80, "/"), "outbound|80||local.restricted.svc.cluster.local"),
     ("restricted", Call("cart.shop", 8000, "/cart", address="10.200.0.2"), "BlackHoleCluster"),
     ("restricted", Call("unknown.example", 80, "/", address="10.200.0.3"), "status:502"),
-    # process mode: one explicit-proxy listener; Host carries the port, port 80 may omit it
+    # process mode: the proxy hands explicit-proxy requests to the same per-port listeners
     ("process", Call("web", 80, "/teapot"), "status:418"),
     ("process", Call("web.shop.svc.cluster.local", 7070, "/p.S/M"),
      f"{web(7070, 'v1')}=90,{web(7070, 'v2')}=10"),
     ("process", Call("cart", 8000, "/cart/x"), "outbound|8000||cart.shop.svc.cluster.local"),
-    ("process", Call("unknown.example", 80, "/"), "PassthroughCluster"),
+    ("process", Call("unknown.example", 80, "/", address="10.200.0.4"), "PassthroughCluster"),
+    ("process", Call("db.legacy.internal", 5432, tcp=True, address="192.168.50.10"),
+     "outbound|5432||db.legacy.internal"),
     # VirtualService tls rules pick the upstream by SNI; other names go to the service
     ("client", Call("vault", 8200, tcp=True, sni="a.vault.shop.svc.cluster.local"), "outbound|8200||vault-a.shop.svc.cluster.local"),
     ("client", Call("vault", 8200, tcp=True, sni="b.vault.shop.svc.cluster.local"), "outbound|8200||vault.shop.svc.cluster.local"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -53,7 +53,6 @@ def http_connection_manager(
     stat_prefix: str, *, rds: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
     filters: Iterable[hcm_pb2.HttpFilter] | None = None, gateway: bool = False,
-    explicit_proxy: bool = False,
 ) -> Manager:
     m = Manager(stat_prefix=stat_prefix, codec_type=Manager.AUTO,
                 http_filters=list(filters if filters is not None else outbound_http_filters()))
@@ -62,9 +61,6 @@ def http_connection_manager(
     elif route_config is not None:
         m.route_config.CopyFrom(route_config)
     m.use_remote_address.value = gateway  # the edge owns x-forwarded-for, sidecars append
-    if explicit_proxy:
-        m.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions(allow_absolute_url=wrappers_pb2.BoolValue(value=True)))
-        m.upgrade_configs.append(Manager.UpgradeConfig(upgrade_type="CONNECT"))
     return m
 
 
@@ -97,18 +93,10 @@ def listener(name: str, ip: str, port: int, chains: list[lc.FilterChain], *,
     return out
 
 
-def virtual_outbound(catch_all_cluster: str) -> listener_pb2.Listener:
+def virtual_outbound(catch_all_cluster: str, ip: str = "0.0.0.0") -> listener_pb2.Listener:
     chain = lc.FilterChain(name="virtualOutbound-catchall-tcp",
                            filters=[tcp_proxy_filter(catch_all_cluster, catch_all_cluster)])
-    return listener("virtualOutbound", "0.0.0.0", OUTBOUND_PORT, [chain], original_dst=True)
-
-
-def explicit_proxy_outbound() -> listener_pb2.Listener:
-    """Process mode: no capture; the app's HTTP_PROXY points here (absolute-form, CONNECT)."""
-    manager = http_connection_manager("outbound_127.0.0.1_15001", rds="http_proxy",
-                                      explicit_proxy=True)
-    return listener("virtualOutbound", "127.0.0.1", OUTBOUND_PORT,
-                    [lc.FilterChain(name="http_proxy", filters=[hcm_filter(manager)])])
+    return listener("virtualOutbound", ip, OUTBOUND_PORT, [chain], original_dst=True)
 
 
 def outbound_http_listener(port: int) -> listener_pb2.Listener:

@@ -128,23 +128,25 @@ def _tcp_rule(vs: Any, ctx: MatchContext, scope: ProxyScope, port: int) -> list[
 
 def sidecar_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
     out: list[listener_pb2.Listener] = []
-    if scope.proxy.interception_mode is InterceptionMode.NONE:
-        out.append(lds.explicit_proxy_outbound())
-    else:
-        out.append(lds.virtual_outbound(PASSTHROUGH if scope.allow_any else BLACKHOLE))
-        http_ports = _http_ports(scope)
-        for port in sorted(http_ports):
-            out.append(lds.outbound_http_listener(port))
-        for svc in scope.services:
-            for port in svc.ports:
-                if port.protocol.is_http or port.protocol is Protocol.UDP:
-                    continue
-                if svc.resolution is Resolution.PASSTHROUGH and not svc.vip:
-                    continue
-                ip = svc.vip or "0.0.0.0"
-                if ip == "0.0.0.0" and port.number in http_ports:
-                    continue  # the HTTP listener owns the wildcard address of this port
-                out.append(_opaque_listener(scope, svc, port, ip))
+    catch_all = PASSTHROUGH if scope.allow_any else BLACKHOLE
+    # Process mode has no capture: the app's HTTP_PROXY points at 127.0.0.1:15001 and the
+    # proxy hands each absolute-form request or CONNECT tunnel to the same per-port
+    # listeners a redirected connection would reach.
+    explicit = scope.proxy.interception_mode is InterceptionMode.NONE
+    out.append(lds.virtual_outbound(catch_all, "127.0.0.1" if explicit else "0.0.0.0"))
+    http_ports = _http_ports(scope)
+    for port in sorted(http_ports):
+        out.append(lds.outbound_http_listener(port))
+    for svc in scope.services:
+        for port in svc.ports:
+            if port.protocol.is_http or port.protocol is Protocol.UDP:
+                continue
+            if svc.resolution is Resolution.PASSTHROUGH and not svc.vip:
+                continue
+            ip = svc.vip or "0.0.0.0"
+            if ip == "0.0.0.0" and port.number in http_ports:
+                continue  # the HTTP listener owns the wildcard address of this port
+            out.append(_opaque_listener(scope, svc, port, ip))
     inbound = [(target, port.protocol.is_http) for _, port, target in scope.inbound()]
     out.append(lds.virtual_inbound(inbound))
     result: dict[str, listener_pb2.Listener] = {}
@@ -169,30 +171,12 @@ def _opaque_listener(scope: ProxyScope, svc: Service, port: ServicePort,
 
 def sidecar_routes(scope: ProxyScope) -> dict[str, route_pb2.RouteConfiguration]:
     out: dict[str, route_pb2.RouteConfiguration] = {}
-    if scope.proxy.interception_mode is InterceptionMode.NONE:
-        out["http_proxy"] = _http_proxy_routes(scope)
-        return out
     for port, members in sorted(_http_ports(scope).items()):
         rctx = rds.RouteContext(scope.snapshot, scope.match_context(port))
         vhosts = [rds.service_virtual_host(svc, p, rctx) for svc, p in members]
         vhosts.append(rds.fallback_virtual_host(scope.allow_any))
         out[str(port)] = rds.route_configuration(str(port), vhosts)
     return out
-
-
-def _http_proxy_routes(scope: ProxyScope) -> route_pb2.RouteConfiguration:
-    """Explicit-proxy mode sees `Host: name:port`: one table for every port; port 80 also
-    answers to bare names. (CONNECT routes to TCP services need `connect_matcher`, which
-    the proxy does not accept yet, so TCP services are not offered here.)"""
-    vhosts = []
-    for port, members in sorted(_http_ports(scope).items()):
-        rctx = rds.RouteContext(scope.snapshot, scope.match_context(port))
-        for svc, p in members:
-            domains = [d for d in rds.service_domains(svc, port, scope.proxy.namespace)
-                       if d.endswith(f":{port}") or port == 80]
-            vhosts.append(rds.service_virtual_host(svc, p, rctx, domains))
-    vhosts.append(rds.fallback_virtual_host(scope.allow_any))
-    return rds.route_configuration("http_proxy", vhosts)
 
 
 # -- router (gateway) LDS / RDS --------------------------------------------------------
