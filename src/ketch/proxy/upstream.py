@@ -193,13 +193,16 @@ class HostPool:
         if mrpc and conn.served >= mrpc:
             c.stats.upstream_cx_max_requests.value += 1
             reusable = False
-        if not reusable or conn.closed or c.draining:
+        if not reusable or conn.closed:
             conn.close()
             return
-        if self.pending:
+        if self.pending:  # waiters are served even by a draining cluster: they started on it
             waiter = self.pending.popleft()
             c.pending_done()
             waiter.on_pool_ready(conn)
+            return
+        if c.draining:
+            conn.close()
             return
         self.idle.append(conn)
         if c.config.idle_timeout:
