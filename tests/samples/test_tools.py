@@ -81,3 +81,15 @@ async def test_tcp_echo_prefixes_each_line():
     finally:
         for s in servers:
             s.close()
+
+
+async def test_httpbin_hostname_and_access_log(capsys, monkeypatch):
+    monkeypatch.setenv("POD_NAME", "httpbin-v1-abcde")
+    async with running(httpbin.make_app()) as hb:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{hb}/hostname") as r:
+                assert (await r.json()) == {"hostname": "httpbin-v1-abcde"}
+            async with s.get(f"{hb}/status/404?x=1") as r:
+                assert r.status == 404
+    out = capsys.readouterr().out
+    assert "GET /hostname 200" in out and "GET /status/404?x=1 404" in out

@@ -31,6 +31,7 @@ class ServiceSpec:
     namespace: str
     ports: tuple[ServicePortSpec, ...]
     selector: Mapping[str, str] = field(default_factory=dict)
+    cluster_ip: str | None = None
 
     @property
     def hostname(self) -> str:
@@ -168,8 +169,10 @@ def parse(docs: Iterable[Mapping[str, Any]]) -> Manifest:
                 ServicePortSpec(name=str(p.get("name") or ""), port=int(p["port"]),
                                 target_port=_int_or_name(p.get("targetPort", p["port"])))
                 for p in spec.get("ports") or ())
-            services.append(ServiceSpec(name=name, namespace=ns, ports=ports,
-                                        selector=dict(spec.get("selector") or {})))
+            cluster_ip = spec.get("clusterIP")
+            services.append(ServiceSpec(
+                name=name, namespace=ns, ports=ports, selector=dict(spec.get("selector") or {}),
+                cluster_ip=str(cluster_ip) if cluster_ip and cluster_ip != "None" else None))
         elif kind == "Deployment":
             template = spec.get("template") or {}
             tmeta = template.get("metadata") or {}

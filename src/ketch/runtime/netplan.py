@@ -86,7 +86,8 @@ def hosts_file(pod: PodNetwork, namespace: str, services: Iterable[ServiceSpec],
         names = service_names(svc)
         if svc.namespace != namespace:
             names = names[:-1]
-        lines.append(f"{vip(svc.hostname)}\t{' '.join(names)}")
+        address = svc.cluster_ip or vip(svc.hostname)
+        lines.append(f"{address}\t{' '.join(names)}")
     return "\n".join(lines) + "\n"
 
 

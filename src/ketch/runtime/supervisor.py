@@ -177,7 +177,7 @@ class Runtime:
             raise UpError(f"applying the config failed ({status}):\n{detail}")
 
     def _write_services(self, manifest: Manifest) -> None:
-        records = [ServiceRecord(s.name, s.namespace, service_vip(s.hostname),
+        records = [ServiceRecord(s.name, s.namespace, s.cluster_ip or service_vip(s.hostname),
                                  tuple(f"{p.name}:{p.port}->{p.target_port}" for p in s.ports))
                    for s in manifest.services]
         self.state.write_services(records)

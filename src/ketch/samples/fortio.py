@@ -134,6 +134,26 @@ def _load(argv: list[str]) -> int:
     return 0
 
 
+async def _curl(url: str, flags: list[str]) -> int:
+    """fortio curl: one GET, printing the status line, headers and body."""
+    headers = dict(flags[i + 1].split(":", 1) for i, f in enumerate(flags[:-1]) if f == "-H")
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    try:
+        async with aiohttp.ClientSession(trust_env=True) as s:
+            async with s.get(url, headers=headers) as resp:
+                body = await resp.read()
+                print(f"HTTP/1.1 {resp.status} {resp.reason}")
+                for k, v in resp.headers.items():
+                    print(f"{k}: {v}")
+                print()
+                sys.stdout.write(body.decode("utf-8", "replace"))
+                sys.stdout.flush()
+                return 0 if resp.status < 400 else 1
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 async def _echo(request: web.Request) -> web.Response:
     body = await request.read()
     status = int(request.query.get("status", "200"))
@@ -154,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] == "load":
         sys.exit(_load(args[1:]))
     if args[0] == "curl":
-        sys.exit(_load(["-n", "1", "-c", "1", *args[1:]]))
+        sys.exit(asyncio.run(_curl(args[-1], args[1:-1])))
     port = 8080
     if "-http-port" in args:
         port = int(args[args.index("-http-port") + 1])

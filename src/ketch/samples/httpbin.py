@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from ketch.samples.common import serve, server_args
+from ketch.samples.common import pod_name, serve, server_args
 
 MAX_DELAY = 10.0
 
@@ -76,13 +76,33 @@ async def anything(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def hostname(request: web.Request) -> web.Response:
+    return web.json_response({"hostname": pod_name()})
+
+
+@web.middleware
+async def access_log(request: web.Request, handler):
+    """One line per request on stdout, as go-httpbin logs (the mirroring task reads it)."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        print(f"{request.method} {request.path_qs} {status} host={request.host}", flush=True)
+
+
 async def index(request: web.Request) -> web.Response:
     return web.Response(text="httpbin (ketch sample)\n")
 
 
 def make_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[access_log])
     app.router.add_get("/", index)
+    app.router.add_get("/hostname", hostname)
     app.router.add_get("/get", get)
     app.router.add_get("/headers", headers)
     app.router.add_get("/ip", ip)
