@@ -138,6 +138,8 @@ def compile_cluster(c: cluster_pb2.Cluster) -> ClusterConfig:
             raise Unsupported(f"{where}.filters: {names} are not supported")
     kind = cluster_pb2.Cluster.DiscoveryType.Name(c.type)
     lb = _LB.get(c.lb_policy)
+    if c.lb_policy == cluster_pb2.Cluster.CLUSTER_PROVIDED and kind == "ORIGINAL_DST":
+        lb = "ROUND_ROBIN"  # Envoy requires CLUSTER_PROVIDED here; the original destination picks the host
     if lb is None:
         raise Unsupported(f"{where}.lb_policy: {c.lb_policy} is not supported")
     thresholds = Thresholds()
