@@ -209,17 +209,42 @@ def test_unhandled_request_is_refused():
     assert ex.reset == "remote refused stream reset"
 
 
-def test_end_is_dispatched_once_and_trailers_only_becomes_head_plus_trailers():
+def test_end_is_dispatched_once_and_trailers_only_is_one_frame():
     p = Pair()
     ex = ClientExchange()
     sid = p.client.open_stream(ex, "POST", "x", "/grpc.Svc/M", [])
     p.client.send_data(sid, b"abc", end_stream=True)
     p.pump()
     assert p.log.count(("end", sid)) == 1
+    # A relay forwards the head first and the end after: still one HEADERS frame ending
+    # the stream, with grpc-status visible in the head on the far side.
     p.server.send_response(sid, 200, [("content-type", "application/grpc"),
-                                      ("grpc-status", "14"), ("grpc-message", "down")],
-                           end_stream=True)
+                                      ("grpc-status", "14"), ("grpc-message", "down")])
+    p.server.send_data(sid, b"", end_stream=True)
     p.pump()
-    assert ex.head.headers == [("content-type", "application/grpc")]
-    assert ex.trailers == [("grpc-status", "14"), ("grpc-message", "down")]
-    assert ex.ended
+    assert ex.head.headers == [("content-type", "application/grpc"), ("grpc-status", "14"),
+                               ("grpc-message", "down")]
+    assert ex.trailers is None and ex.ended and ex.reset is None
+
+
+def test_early_trailers_only_answer_while_request_body_still_flows():
+    p = Pair()
+    ex = ClientExchange()
+    sid = p.client.open_stream(ex, "POST", "x", "/grpc.Svc/Upload", [])
+    p.client.send_data(sid, b"part1")
+    p.pump()
+    p.server.send_response(sid, 200, [("grpc-status", "8")])  # refuse early
+    p.server.send_data(sid, b"", end_stream=True)  # what a relay does next: dropped
+    p.pump()
+    assert ex.ended and dict(ex.head.headers)["grpc-status"] == "8"
+    p.client.send_data(sid, b"part2", end_stream=True)  # the peer may still send
+    p.pump()
+    s = p.streams[sid]
+    assert s.body == b"part1part2" and s.ended
+    # The connection is still good for new streams.
+    ex2 = ClientExchange()
+    sid2 = p.client.open_stream(ex2, "GET", "x", "/", [], end_stream=True)
+    p.pump()
+    p.server.send_response(sid2, 204, [], end_stream=True)
+    p.pump()
+    assert ex2.head.status == 204

@@ -95,6 +95,12 @@ def test_retriable_status_codes_and_headers():
         r.HeaderMatcher(name="x-upstream-retry", exact_match="yes")])
     assert p.retriable(Outcome.response(200), {"x-upstream-retry": "yes"})
     assert not p.retriable(Outcome.response(200), {"x-upstream-retry": "no"})
+    p = policy("envoy-ratelimited")
+    assert p.retriable(Outcome.response(429), {"x-envoy-ratelimited": "true"})
+    assert not p.retriable(Outcome.response(429), {})
+    with pytest.raises(Unsupported, match="rate_limited_retry_back_off"):
+        policy("5xx", rate_limited_retry_back_off=rc.RetryPolicy.RateLimitedRetryBackOff(
+            reset_headers=[rc.RetryPolicy.ResetHeader(name="retry-after")]))
 
 
 def test_outcome_classification():

@@ -23,8 +23,9 @@ API
   exchanges get: ``on_response_head(ResponseHead)`` (``version="2"``),
   ``on_response_body(data)``, ``on_response_trailers(headers)``, ``on_response_end()``,
   ``on_upstream_reset(reason)``, and ``on_drain()``. A gRPC trailers-only response (one
-  HEADERS frame ending the stream with ``grpc-status``) arrives as head + trailers, so read
-  grpc-status from the trailers. ``capacity()`` is how many more streams
+  HEADERS frame ending the stream) arrives as a head with ``grpc-status`` then the end, so
+  the router can classify it (and retry on it) at head time, as Envoy does; on the server
+  side ``send_response`` with a ``grpc-status`` header ends the stream in that frame. ``capacity()`` is how many more streams
   the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows; ``goaway_received`` marks a connection
   that takes no new streams.
 - ``drain()`` queues a graceful GOAWAY (open streams finish, new ones are refused);
@@ -53,6 +54,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -64,7 +66,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                   "upgrade", "host", "http2-settings"})
 
-_GRPC_TRAILERS = frozenset({"grpc-status", "grpc-message", "grpc-status-details-bin"})
+_LOCAL_DONE = (h2.stream.StreamState.HALF_CLOSED_LOCAL, h2.stream.StreamState.CLOSED)
 REFUSED = "remote refused stream reset"
 REMOTE_RESET = "remote reset"
 TERMINATION = "connection termination"
@@ -264,17 +266,9 @@ class H2Codec:
                     length = int(v) if v.isdigit() else None
                 headers.append((k, v))
         ended = ev.stream_ended is not None
-        trailers = None
-        if ended and any(k == "grpc-status" for k, _ in headers):
-            # gRPC "trailers-only": hand it on as head + trailers (a valid gRPC response
-            # too), so a relay that sends the head before it knows the end stays correct.
-            trailers = [(k, v) for k, v in headers if k in _GRPC_TRAILERS]
-            headers = [(k, v) for k, v in headers if k not in _GRPC_TRAILERS]
         if handler is not None:
             handler.on_response_head(ResponseHead(status, headers, True,
                                                   not ended and length is None, length, "2"))
-            if trailers:
-                handler.on_response_trailers(trailers)
 
     def _ended(self, stream_id: int) -> None:
         handler = self.handlers.get(stream_id)
@@ -325,6 +319,15 @@ class H2Codec:
     def send_response(self, stream_id: int, status: int, headers: Iterable[tuple[str, str]],
                       end_stream: bool = False) -> None:
         block = [(":status", str(status))] + _outbound(headers)
+        if not end_stream:
+            # A head carrying grpc-status is a gRPC trailers-only response: it is complete
+            # by definition, and gRPC clients need it as one HEADERS frame ending the
+            # stream. A relay forwards heads before it sees the end, so end it here; the
+            # end or trailers the relay sends next find the stream ended and are dropped.
+            for k, _ in block:
+                if k == "grpc-status":
+                    end_stream = True
+                    break
         self.conn.send_headers(stream_id, block, end_stream=end_stream)
         if end_stream:
             self._forget_if_closed(stream_id)
@@ -381,6 +384,13 @@ class H2Codec:
             return True
         conn = self.conn
         chunks = out.chunks
+        st = conn.streams.get(stream_id)
+        if st is None or st.state_machine.state in _LOCAL_DONE:
+            # Already ended on our side (e.g. a trailers-only head): sending more would be
+            # an h2 error that also wrecks the stream's state for the peer's remaining data.
+            self._out.pop(stream_id, None)
+            self._forget_if_closed(stream_id)
+            return True
         try:
             while chunks:
                 window = conn.local_flow_control_window(stream_id)

@@ -26,7 +26,8 @@ API
 
 Retry semantics follow Envoy's ``RetryStateImpl``: a response is retriable under ``5xx``
 (status >= 500), ``gateway-error`` (502/503/504), ``retriable-4xx`` (409),
-``retriable-status-codes``, ``retriable-headers`` and the gRPC conditions (``cancelled``,
+``retriable-status-codes``, ``retriable-headers``, ``envoy-ratelimited`` (the response
+carries ``x-envoy-ratelimited``) and the gRPC conditions (``cancelled``,
 ``deadline-exceeded``, ``internal``, ``resource-exhausted``, ``unavailable``, read from the
 grpc-status of a trailers-only response); a reset or per-try timeout under ``5xx``,
 ``gateway-error`` and ``reset``; a connect failure also under ``connect-failure``; a refused
@@ -116,13 +117,14 @@ LOCAL_RESET = Outcome(LOCAL, 503, None, "LR", "local reset")
 OVERFLOW = Outcome(OVERFLOW_KIND, 503, None, "UO", "overflow")
 
 # retry_on tokens → bits.
-_5XX, _GW, _RESET, _CONNECT, _4XX, _REFUSED, _CODES, _HEADERS, _RESET_BEFORE = (
-    1 << i for i in range(9))
+_5XX, _GW, _RESET, _CONNECT, _4XX, _REFUSED, _CODES, _HEADERS, _RESET_BEFORE, _RATELIMITED = (
+    1 << i for i in range(10))
 _TOKENS = {
     "5xx": _5XX, "gateway-error": _GW, "reset": _RESET, "connect-failure": _CONNECT,
     "retriable-4xx": _4XX, "refused-stream": _REFUSED, "retriable-status-codes": _CODES,
     "retriable-headers": _HEADERS, "reset-before-request": _RESET_BEFORE,
-    "envoy-ratelimited": 0, "http3-post-connect-failure": 0,
+    "envoy-ratelimited": _RATELIMITED,
+    "http3-post-connect-failure": 0,  # we never speak HTTP/3 upstream: nothing to retry
 }
 _GRPC_TOKENS = {"cancelled": 1, "deadline-exceeded": 4, "internal": 13,
                 "resource-exhausted": 8, "unavailable": 14}
@@ -171,6 +173,8 @@ class RetryPolicy:
     def from_proto(cls, msg: Any, where: str = "retry_policy") -> "RetryPolicy":
         if msg.HasField("retry_priority"):
             raise Unsupported(f"{where}.retry_priority is not supported")
+        if msg.HasField("rate_limited_retry_back_off"):
+            raise Unsupported(f"{where}.rate_limited_retry_back_off is not supported")
         if msg.retry_options_predicates or msg.retriable_request_headers:
             raise Unsupported(f"{where}: retry option predicates / retriable request headers "
                               "are not supported")
@@ -225,8 +229,11 @@ class RetryPolicy:
                 return True
             if outcome.grpc_status is not None and outcome.grpc_status in self.grpc_retry_on:
                 return True
-            if on & _HEADERS and response_headers is not None:
-                return any(m.matches(response_headers) for m in self.retriable_headers)
+            if response_headers is not None:
+                if on & _RATELIMITED and response_headers.get("x-envoy-ratelimited") is not None:
+                    return True
+                if on & _HEADERS:
+                    return any(m.matches(response_headers) for m in self.retriable_headers)
             return False
         if kind == OVERFLOW_KIND:
             return False
