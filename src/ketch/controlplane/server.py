@@ -166,7 +166,8 @@ class ControlPlane:
             return
         log.info("snapshot %s built in %.3fs (%d changes: %s)", version,
                  time.perf_counter() - started, request.count, ",".join(sorted(request.reasons)))
-        self.xds.set_snapshot(snapshot, version, change=request.first_change)
+        self.xds.set_snapshot(snapshot, version, change=request.first_change,
+                              endpoints_only=not request.full)
 
     def _snapshot_now(self) -> tuple[Any, str]:
         # Read the revisions first: a change landing during the read triggers another push.

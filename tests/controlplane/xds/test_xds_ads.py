@@ -285,3 +285,29 @@ async def test_listeners_asked_for_by_name_are_generated_under_those_names() -> 
         lds = await c.read()
         assert len(lds.resources) == 2  # state of the world: both, under the names asked for
         assert seen[-1] == ("b.test:80", "echo.test:7070")
+
+
+async def test_endpoints_only_push_sends_eds_first(served) -> None:
+    """A registry change goes out as EDS before anything else is regenerated and compared."""
+    xds, _, channel = served
+    xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")
+    c = Client(channel, "sidecar~10.0.0.9~p.default~x")
+    await subscribe_all(c, EDS)
+    xds.set_snapshot(world({"a": ["10.0.0.4"], "b": ["10.0.0.2"]}, lb=1), "v2",
+                     endpoints_only=True)
+    first, second = await c.read(), await c.read()
+    assert (first.type_url, names_of(first)) == (ENDPOINT, ["outbound|80||a"])
+    assert second.type_url == CLUSTER  # the full comparison still follows
+
+
+def test_response_bytes_are_a_discovery_response() -> None:
+    from ketch.controlplane.xds.cache import Encoded
+    from ketch.controlplane.xds.connection import Response
+
+    clusters = [Cluster(name=f"c{i}", connect_timeout={"seconds": i}) for i in range(3)]
+    encoded = tuple(Encoded.of(c.name, CLUSTER, c) for c in clusters)
+    resp = Response("v7", CLUSTER, "nonce-1", encoded).to_proto()
+    expected = DiscoveryResponse(version_info="v7", type_url=CLUSTER, nonce="nonce-1")
+    for c in clusters:
+        expected.resources.add().Pack(c)
+    assert resp == expected

@@ -17,21 +17,33 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
-from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
 
 from ketch.controlplane.xds.cache import Encoded, Generate, GenerationCache
-from ketch.controlplane.xds.connection import Connection
+from ketch.controlplane.xds.connection import Connection, Response
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.status import config_dump, proxy_status
-from ketch.controlplane.xds.types import FULL_STATE_TYPES, short_name
+from ketch.controlplane.xds.types import ENDPOINT, FULL_STATE_TYPES, short_name
 from ketch.controlplane.xds.watch import Watch
 
 log = logging.getLogger(__name__)
 
 ParseNode = Callable[[Any], Any]  # envoy Node -> proxy with .id and .scope_key()
 
+SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
 _EOF = object()
 _PUSH = object()
+
+
+def _serialize(response: Response | DiscoveryResponse) -> bytes:
+    if isinstance(response, Response):
+        return response.to_bytes()
+    return response.SerializeToString()
 
 
 class _Stream:
@@ -79,14 +91,37 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def version(self) -> str:
         return self._version
 
-    def set_snapshot(self, snapshot: Any, version: str, *, change: float | None = None) -> None:
-        """Make `snapshot` current and queue a push to every connected proxy."""
+    def set_snapshot(self, snapshot: Any, version: str, *, change: float | None = None,
+                     endpoints_only: bool = False) -> None:
+        """Make `snapshot` current and queue a push to every connected proxy.
+
+        `endpoints_only` (a registry change): EDS goes out first, computed right here for
+        every proxy and queued ahead of the full comparison, so a moved endpoint does not
+        wait behind regenerating every proxy's clusters and listeners. Only names a proxy
+        already subscribed are sent, so this cannot break Envoy's warming order."""
         self._snapshot, self._version = snapshot, version
+        if endpoints_only:
+            for conn, stream in self._connections.values():
+                conn.version = version
+                for response in conn.on_push(self._resources, change, types=(ENDPOINT,)):
+                    stream.events.put_nowait(response)
         for _, stream in self._connections.values():
             stream.request_push(change)
 
     def add_to(self, server: grpc.aio.Server) -> None:
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
+        # Registered by hand rather than with the generated helper, so responses can be
+        # serialized from pre-encoded resources (`Response.to_bytes`).
+        handlers = {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self.StreamAggregatedResources,
+                request_deserializer=DiscoveryRequest.FromString,
+                response_serializer=_serialize),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self.DeltaAggregatedResources,
+                request_deserializer=DeltaDiscoveryRequest.FromString,
+                response_serializer=_serialize),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
     def _resources(self, proxy: Any, watch: Watch) -> Mapping[str, Encoded] | None:
         if self._snapshot is None:
@@ -110,7 +145,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     async def StreamAggregatedResources(self, request_iterator: AsyncIterator[DiscoveryRequest],
                                         context: grpc.aio.ServicerContext
-                                        ) -> AsyncIterator[DiscoveryResponse]:
+                                        ) -> AsyncIterator[Response]:
         stream = _Stream()
         reader = asyncio.create_task(self._read(request_iterator, stream.events))
         conn: Connection | None = None
@@ -121,6 +156,9 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     return
                 if isinstance(event, BaseException):
                     raise event
+                if isinstance(event, Response):  # computed by set_snapshot (EDS first)
+                    yield event
+                    continue
                 if event is _PUSH:
                     change = stream.take_push()
                     if conn is None:

@@ -1,9 +1,15 @@
-"""Generated resources, serialized once and shared between proxies of equal scope.
+"""Generated resources, serialized once and shared between proxies.
 
-The generator is called per (snapshot version, proxy scope key, type URL). `scope_key()` is
-the translation's promise that it covers every proxy input it reads, so proxies with equal
-keys share one generation, one serialization and one digest per resource. The cache holds
+The generator is called per (snapshot version, proxy scope key, type URL, names).
+`scope_key()` is the translation's promise that it covers every proxy input it reads, so
+proxies with equal keys share one generation. Below that, a resource *object* the generator
+hands to several proxies (translation memoizes per snapshot) is serialized once: the encoding
+is keyed by object identity, holding the object so its id cannot be reused. The cache holds
 one snapshot version at a time: a new version drops everything.
+
+An `Encoded` resource carries its bytes in three forms: the message (`body`), its digest (to
+tell what changed), and the ready-made `resources` entry of a DiscoveryResponse (`entry`), so
+a response to a proxy is a join of bytes rather than a protobuf build per proxy.
 """
 
 from __future__ import annotations
@@ -19,20 +25,39 @@ from google.protobuf.message import Message
 Generate = Callable[[Any, Any, str, "tuple[str, ...] | None"], Mapping[str, Message]]
 
 
-@dataclass(frozen=True, slots=True)
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, n = n & 0x7F, n >> 7
+        if n:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def length_delimited(field: int, data: bytes) -> bytes:
+    """One protobuf length-delimited field (wire type 2); field numbers below 16."""
+    return bytes(((field << 3) | 2,)) + varint(len(data)) + data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Encoded:
-    """One resource as sent on the wire: its name, serialized bytes and their digest."""
+    """One resource as sent on the wire."""
 
     name: str
     type_url: str
     body: bytes
     digest: bytes
+    entry: bytes  # DiscoveryResponse field 2: Any{type_url=1, value=2}
 
     @classmethod
     def of(cls, name: str, type_url: str, message: Message) -> Encoded:
         # Deterministic serialization, so equal resources have equal bytes and digests.
         body = message.SerializeToString(deterministic=True)
-        return cls(name, type_url, body, hashlib.blake2b(body, digest_size=16).digest())
+        any_bytes = length_delimited(1, type_url.encode()) + length_delimited(2, body)
+        return cls(name, type_url, body, hashlib.blake2b(body, digest_size=16).digest(),
+                   length_delimited(2, any_bytes))
 
 
 class GenerationCache:
@@ -40,6 +65,7 @@ class GenerationCache:
         self._generate = generate
         self._version: object = None
         self._entries: dict[tuple[Hashable, str, object], Mapping[str, Encoded]] = {}
+        self._by_object: dict[int, tuple[Message, Encoded]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -47,11 +73,12 @@ class GenerationCache:
         return (f"<GenerationCache version={self._version!r} entries={len(self._entries)} "
                 f"hits={self.hits} misses={self.misses}>")
 
-    def resources(self, snapshot: Any, version: object, proxy: Any,
-                  type_url: str, names: tuple[str, ...] | None = None) -> Mapping[str, Encoded]:
+    def resources(self, snapshot: Any, version: object, proxy: Any, type_url: str,
+                  names: tuple[str, ...] | None = None) -> Mapping[str, Encoded]:
         if version != self._version:
             self._version = version
             self._entries = {}
+            self._by_object = {}
         key = (proxy.scope_key(), type_url, names)
         found = self._entries.get(key)
         if found is not None:
@@ -59,6 +86,14 @@ class GenerationCache:
             return found
         self.misses += 1
         generated = self._generate(snapshot, proxy, type_url, names)
-        encoded = {name: Encoded.of(name, type_url, msg) for name, msg in generated.items()}
+        encoded = {name: self._encode(name, type_url, msg) for name, msg in generated.items()}
         self._entries[key] = encoded
+        return encoded
+
+    def _encode(self, name: str, type_url: str, message: Message) -> Encoded:
+        known = self._by_object.get(id(message))
+        if known is not None and known[0] is message and known[1].name == name:
+            return known[1]
+        encoded = Encoded.of(name, type_url, message)
+        self._by_object[id(message)] = (message, encoded)
         return encoded

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
-from google.protobuf.any_pb2 import Any as AnyProto
 
-from ketch.controlplane.xds.cache import Encoded
+from ketch.controlplane.xds.cache import Encoded, length_delimited
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.types import FULL_STATE_TYPES, push_rank, short_name
 from ketch.controlplane.xds.watch import Verdict, Watch, apply_verdict, should_respond
@@ -38,20 +37,44 @@ def next_nonce() -> str:
 
 def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool) -> list[Encoded] | None:
     """The resources to send for one type, or None when the proxy already has them (pure)."""
-    wanted = {n: r for n, r in current.items() if watch.wants(n)}
+    wanted = current if watch.wildcard else {n: r for n, r in current.items() if n in watch.names}
     if watch.type_url in FULL_STATE_TYPES:
-        if not resend and watch.nonce_sent and _digests(wanted) == _digests(watch.sent):
+        if not resend and watch.nonce_sent and _same(wanted, watch.sent):
             return None
         return [wanted[n] for n in sorted(wanted)]
     if resend or not watch.nonce_sent:
         return [wanted[n] for n in sorted(wanted)]
-    changed = [wanted[n] for n in sorted(wanted)
-               if (old := watch.sent.get(n)) is None or old.digest != wanted[n].digest]
+    sent = watch.sent
+    changed = [r for n, r in sorted(wanted.items()) if not _equal(sent.get(n), r)]
     return changed or None
 
 
-def _digests(resources: Mapping[str, Encoded]) -> dict[str, bytes]:
-    return {n: r.digest for n, r in resources.items()}
+def _equal(old: Encoded | None, new: Encoded) -> bool:
+    # Shared encodings make identity the common case; digests decide otherwise.
+    return old is new or (old is not None and old.digest == new.digest)
+
+
+def _same(a: Mapping[str, Encoded], b: Mapping[str, Encoded]) -> bool:
+    return len(a) == len(b) and all(_equal(b.get(n), r) for n, r in a.items())
+
+
+@dataclass(frozen=True)
+class Response:
+    """A DiscoveryResponse, kept as the encoded resources it carries until it is sent."""
+
+    version_info: str
+    type_url: str
+    nonce: str
+    resources: tuple[Encoded, ...]
+
+    def to_bytes(self) -> bytes:
+        return b"".join((length_delimited(1, self.version_info.encode()),
+                         *(r.entry for r in self.resources),
+                         length_delimited(4, self.type_url.encode()),
+                         length_delimited(5, self.nonce.encode())))
+
+    def to_proto(self) -> DiscoveryResponse:
+        return DiscoveryResponse.FromString(self.to_bytes())
 
 
 @dataclass
@@ -70,7 +93,7 @@ class Connection:
         types = ", ".join(f"{short_name(t)}:{w.status.value}" for t, w in self.watches.items())
         return f"<Connection {self.id} [{types}]>"
 
-    def on_request(self, request: DiscoveryRequest, resources: Resources) -> list[DiscoveryResponse]:
+    def on_request(self, request: DiscoveryRequest, resources: Resources) -> list[Response]:
         type_url = request.type_url
         names = tuple(request.resource_names)
         error = request.error_detail.message if request.HasField("error_detail") else None
@@ -100,9 +123,13 @@ class Connection:
         response = self._respond(watch, current, resend=verdict is Verdict.INITIAL, change=None)
         return [response] if response is not None else []
 
-    def on_push(self, resources: Resources, change: float | None) -> list[DiscoveryResponse]:
-        out: list[DiscoveryResponse] = []
+    def on_push(self, resources: Resources, change: float | None,
+                types: tuple[str, ...] | None = None) -> list[Response]:
+        """Responses for every watched type (or only `types`) whose resources changed."""
+        out: list[Response] = []
         for type_url in sorted(self.watches, key=push_rank):
+            if types is not None and type_url not in types:
+                continue
             watch = self.watches[type_url]
             current = resources(self.proxy, watch)
             if current is None:
@@ -115,14 +142,12 @@ class Connection:
         return out
 
     def _respond(self, watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
-                 change: float | None) -> DiscoveryResponse | None:
+                 change: float | None) -> Response | None:
         chosen = plan(watch, current, resend=resend)
         if chosen is None:
             return None
         nonce = next_nonce()
-        response = DiscoveryResponse(
-            version_info=self.version, type_url=watch.type_url, nonce=nonce,
-            resources=[AnyProto(type_url=r.type_url, value=r.body) for r in chosen])
+        response = Response(self.version, watch.type_url, nonce, tuple(chosen))
         if watch.type_url in FULL_STATE_TYPES:
             watch.sent = {r.name: r for r in chosen}
         else:
