@@ -367,6 +367,13 @@ def compile_listener(lst: listener_pb2.Listener) -> ListenerConfig:
         inspect=inspect and any(c.match.needs_inspection for c in chains), proto=lst)
 
 
+def _ip(value: str):
+    try:
+        return ipaddress.ip_address(value.split("%")[0]) if value else None
+    except ValueError:  # a host name (explicit proxy to an unresolvable name)
+        return None
+
+
 def select_chain(lc: ListenerConfig, dst_ip: str, dst_port: int, src_ip: str,
                  sni: str = "", transport: str = "raw_buffer", alpn: tuple[str, ...] = ()) -> FilterChain | None:
     """Envoy's filter chain match: most specific wins, criterion by criterion, in Envoy's order."""
@@ -379,7 +386,7 @@ def select_chain(lc: ListenerConfig, dst_ip: str, dst_port: int, src_ip: str,
 
     narrow(lambda c: c.match.destination_port == dst_port, lambda c: c.match.destination_port is None)
     if cands:
-        ip = ipaddress.ip_address(dst_ip.split("%")[0]) if dst_ip else None
+        ip = _ip(dst_ip)
 
         def best_prefix(c):
             return max((n.prefixlen for n in c.match.prefix_ranges if ip is not None and ip in n), default=-1)
@@ -398,7 +405,7 @@ def select_chain(lc: ListenerConfig, dst_ip: str, dst_port: int, src_ip: str,
     narrow(lambda c: c.match.transport_protocol == transport, lambda c: not c.match.transport_protocol)
     narrow(lambda c: any(a in c.match.application_protocols for a in alpn), lambda c: not c.match.application_protocols)
     if cands:
-        sip = ipaddress.ip_address(src_ip.split("%")[0]) if src_ip else None
+        sip = _ip(src_ip)
         narrow(lambda c: sip is not None and any(sip in n for n in c.match.source_prefix_ranges),
                lambda c: not c.match.source_prefix_ranges)
     return cands[0] if cands else lc.default_chain

@@ -1,0 +1,56 @@
+"""Process mode (INTERCEPTION_MODE NONE): 15001 as an explicit HTTP proxy (absolute-form, CONNECT)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from aiohttp import web
+
+from harness import TCP, addr, bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
+from conftest import free_port
+
+
+def explicit_bootstrap(outbound_port: int, http_port: int, tcp_port: int, tcp_backend: int) -> dict:
+    outbound = {"name": "virtualOutbound", "address": addr("127.0.0.1", outbound_port), "useOriginalDst": True,
+                "filterChains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typedConfig": {
+                    "@type": TCP, "statPrefix": "PassthroughCluster", "cluster": "PassthroughCluster"}}]}]}
+    http = http_listener(http_port, vhost(route("web"), domains=["*"]), name=f"0.0.0.0_{http_port}",
+                         host="0.0.0.0", bindToPort=False)
+    tcp = {"name": f"127.0.0.1_{tcp_port}", "address": addr("127.0.0.1", tcp_port), "bindToPort": False,
+           "filterChains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typedConfig": {
+               "@type": TCP, "statPrefix": "tcp", "cluster": "tcp-backend"}}]}]}
+    b = bootstrap([outbound, http, tcp], [
+        cluster("web", http_port), cluster("tcp-backend", tcp_backend),
+        {"name": "PassthroughCluster", "type": "ORIGINAL_DST", "lbPolicy": "CLUSTER_PROVIDED", "connectTimeout": "1s"}])
+    b["node"]["metadata"] = {"INTERCEPTION_MODE": "NONE"}
+    return b
+
+
+async def test_absolute_form_and_connect_are_handed_to_port_listeners():
+    async def who(req: web.Request) -> web.Response:
+        return web.Response(text=f"web {req.path} host={req.host}")
+
+    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"tcp:" + await r.read(100))
+        await w.drain()
+        w.close()
+
+    tcp_server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    tcp_backend = tcp_server.sockets[0].getsockname()[1]
+    async with upstream(who) as web_port:
+        outbound, tcp_port = free_port(), free_port()
+        async with running_proxy(explicit_bootstrap(outbound, web_port, tcp_port, tcp_backend)) as p:
+            async with httpx.AsyncClient(proxy=f"http://127.0.0.1:{outbound}") as c:
+                r = await c.get(f"http://127.0.0.1:{web_port}/via-proxy")
+                assert r.status_code == 200 and r.text == f"web /via-proxy host=127.0.0.1:{web_port}"
+            stats = p.state.store.render_text()
+            assert "cluster.web.upstream_rq_total: 1" in stats  # went through the HTTP listener's route
+            reader, writer = await asyncio.open_connection("127.0.0.1", outbound)
+            writer.write(f"CONNECT 127.0.0.1:{tcp_port} HTTP/1.1\r\nHost: 127.0.0.1:{tcp_port}\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+            writer.write(b"ping")
+            assert await asyncio.wait_for(reader.read(100), 5) == b"tcp:ping"
+            writer.close()
+    tcp_server.close()
