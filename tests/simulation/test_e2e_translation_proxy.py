@@ -47,6 +47,26 @@ spec:
   - match: [{uri: {prefix: /teapot}}]
     directResponse: {status: 418, body: {string: teapot}}
   - route: [{destination: {host: web, subset: DEFAULT}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/edge]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    rewrite: {uri: /}
+    route: [{destination: {host: web, subset: v2}}]
 """
 
 
@@ -129,11 +149,19 @@ def test_routes_reach_the_real_proxy(netns, tmp_path: Path) -> None:
                        "--namespace", "default", "--label", "app=client", "--ip", "127.0.0.1",
                        "--interception", "NONE", "--health-port", "0"], tmp_path / "proxy.log")
 
+    _spawn(ns, procs, [sys.executable, "-m", "ketch", "proxy", "router", "--workload", "edge",
+                       "--namespace", "istio-system", "--label", "istio=ingressgateway",
+                       "--ip", "127.0.0.1", "--admin-port", "15100", "--health-port", "0"],
+           tmp_path / "router.log")
+
     vip = service_vip("web.default.svc.cluster.local")
     via = ["-x", "http://127.0.0.1:15001"]
     _eventually(lambda: _curl(ns, *via, f"http://{vip}/") == ("v1", "200"), "the default route")
     assert _curl(ns, *via, "-H", "x-canary: 1", f"http://{vip}/") == ("v2", "200")
     assert _curl(ns, *via, f"http://{vip}/teapot") == ("teapot", "418")
+    # the router: a Gateway listener with the bound VirtualService, prefix rewritten
+    _eventually(lambda: _curl(ns, "http://127.0.0.1:8080/v2") == ("v2", "200"), "the gateway route")
+    assert _curl(ns, "http://127.0.0.1:8080/other")[1] == "404"
     # a changed VirtualService reaches the running proxy
     apply(CONFIG.replace("subset: DEFAULT", "subset: v2"))
     _eventually(lambda: _curl(ns, *via, f"http://{vip}/") == ("v2", "200"), "the new default route")
