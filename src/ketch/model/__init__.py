@@ -5,7 +5,7 @@ See README.md beside this file and docs/contracts.md §1.
 
 from ketch.model.kinds import GATEWAY_API_GATEWAY, KINDS, KindInfo, kind_id
 from ketch.model.loader import LoadResult, dump_yaml, expand_paths, load_documents, load_paths, load_text
-from ketch.model.mesh import MeshConfig, MeshConfigError, load_mesh_config
+from ketch.model.mesh import MeshConfig, MeshConfigError, load_mesh_config, validate_mesh_config
 from ketch.model.meta import Issue, ObjectMeta, Origin, ResourceKey
 from ketch.model.resource import Resource
 from ketch.model.validation import validate, warnings
@@ -30,5 +30,6 @@ __all__ = [
     "load_paths",
     "load_text",
     "validate",
+    "validate_mesh_config",
     "warnings",
 ]

@@ -119,13 +119,60 @@ def parse_mesh_config(data: Any, file: str = "-") -> MeshConfig:
     if not isinstance(data, dict):
         raise MeshConfigError([Issue(file, 1, "MeshConfig", "", "", "", "mesh config must be a mapping")])
     try:
-        return MeshConfig.model_validate(data)
+        mesh = MeshConfig.model_validate(data)
     except ValidationError as exc:
         issues = [
             Issue(file, 1, "MeshConfig", "", "", ".".join(str(p) for p in err["loc"]), err["msg"])
             for err in exc.errors()
         ]
         raise MeshConfigError(issues) from exc
+    problems = validate_mesh_config(mesh)
+    if problems:
+        raise MeshConfigError([Issue(file, 1, "MeshConfig", "", "", path, reason) for path, reason in problems])
+    return mesh
+
+
+def _trust_domain(domain: str) -> bool:
+    from ketch.model.validation.checks import is_dns1123_label
+
+    parts = domain.split(".")
+    return bool(domain) and all(is_dns1123_label(p) or (i == len(parts) - 1 and p == "") for i, p in enumerate(parts))
+
+
+def validate_mesh_config(mesh: MeshConfig) -> list[tuple[str, str]]:
+    """istiod's ValidateMeshConfig rules that apply to what Ketch models: (path, reason) pairs."""
+    from ketch.model.duration import DurationError, parse
+    from ketch.model.validation.checks import duration, port
+
+    out: list[tuple[str, str]] = []
+    err = duration(mesh.connect_timeout)
+    if err is None and not 0.001 <= parse(mesh.connect_timeout) <= 3600:
+        err = f"time {mesh.connect_timeout} must be >1ms and <1h0m0s"
+    if err:
+        out.append(("connectTimeout", f"invalid connect timeout: {err}"))
+    try:
+        secs = parse(mesh.protocol_detection_timeout)
+        if secs != 0 and abs(round(secs * 1000) - secs * 1000) > 1e-6:
+            out.append(("protocolDetectionTimeout", "invalid protocol detection timeout: only durations to ms precision are supported"))
+    except DurationError:
+        out.append(("protocolDetectionTimeout", f'invalid protocol detection timeout: bad Duration: time: invalid duration "{mesh.protocol_detection_timeout}"'))
+    if not _trust_domain(mesh.trust_domain):
+        out.append(("trustDomain", f'trustDomain: trust domain name "{mesh.trust_domain}" invalid'))
+    for i, alias in enumerate(mesh.trust_domain_aliases):
+        if not _trust_domain(alias):
+            out.append((f"trustDomainAliases[{i}]", f'trustDomainAliases[{i}], domain `{alias}` : trust domain name "{alias}" invalid'))
+    for field, value in (("proxyAdminPort", mesh.default_config.proxy_admin_port), ("statusPort", mesh.default_config.status_port)):
+        err = port(value)
+        if err:
+            out.append((f"defaultConfig.{field}", err))
+    names: set[str] = set()
+    for i, provider in enumerate(mesh.extension_providers):
+        if not provider.name:
+            out.append((f"extensionProviders[{i}].name", "empty extension provider name"))
+        elif provider.name in names:
+            out.append((f"extensionProviders[{i}].name", f"duplicate extension provider name {provider.name}"))
+        names.add(provider.name)
+    return out
 
 
 def load_mesh_config(path: str | Path | None = None) -> MeshConfig:
