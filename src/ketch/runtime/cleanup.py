@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -64,3 +65,8 @@ def cleanup_stale(state: StateDir) -> dict[str, list[str]]:
     state.socket.unlink(missing_ok=True)
     state.runtime_file.unlink(missing_ok=True)
     return found
+
+
+def clear_logs(state: StateDir) -> None:
+    """A new runtime starts with fresh logs (pod names of the last one never come back)."""
+    shutil.rmtree(state.root / "logs", ignore_errors=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from ketch.runtime import netexec, netplan
-from ketch.runtime.cleanup import cleanup_stale, pid_alive
+from ketch.runtime.cleanup import cleanup_stale, clear_logs, pid_alive
 from ketch.runtime.forward import publish
 from ketch.runtime.manifest import (
     Manifest, PodSpec, ServiceSpec, instance_ports, parse, pod_name, pods_for, read_documents,
@@ -102,6 +102,8 @@ class Runtime:
             raise UpError(f"a runtime is already up (supervisor pid "
                           f"{previous.supervisor_pid}); run `ketch down` first")
         cleanup_stale(self.state)
+        clear_logs(self.state)
+        self.state.ensure()
         docs = read_documents(self.options.paths)
         manifest = parse(docs)
         prefix = "k" + secrets.token_hex(3)[:5]
