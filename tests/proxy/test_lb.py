@@ -214,3 +214,18 @@ def test_choose_invariants(policy, spec, keys, panic):
         else:
             assert h in hs
             assert h.available or lb.panic
+
+
+def test_refresh_rebuilds_only_when_the_usable_set_changes():
+    hs = hosts(3)
+    lb = Maglev(hs, rng=random.Random(1), table_size=251)
+    table = lb._table
+    lb.refresh()
+    assert lb._table is table
+    hs[0].ejected = True
+    lb.refresh()
+    assert lb._table is not table and hs[0] not in lb._table
+    hs[0].ejected = False
+    hs[1].weight = 3
+    lb.refresh()
+    assert sum(1 for h in lb._table if h is hs[1]) > 251 * 0.5

@@ -96,6 +96,7 @@ class LoadBalancer:
         self.hosts: tuple[Host, ...] = ()
         self.in_use: tuple[Host, ...] = ()
         self.panic = False
+        self._signature: tuple | None = None
         self.set_hosts(hosts)
 
     def set_hosts(self, hosts: Sequence[Host]) -> None:
@@ -107,7 +108,12 @@ class LoadBalancer:
         available = tuple(h for h in hosts if h.available)
         pct = 100.0 * len(available) / len(hosts) if hosts else 0.0
         self.panic = bool(hosts) and pct < self.panic_threshold
-        self.in_use = hosts if self.panic else available
+        in_use = hosts if self.panic else available
+        signature = tuple((id(h), h.weight) for h in in_use)
+        if signature == self._signature:
+            return  # same hosts, same weights: keep the tables (a Maglev build is ~50 ms)
+        self._signature = signature
+        self.in_use = in_use
         self._rebuild()
 
     def _rebuild(self) -> None:  # pragma: no cover - overridden
