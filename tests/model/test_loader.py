@@ -147,3 +147,43 @@ def test_duration_seconds() -> None:
     assert seconds("1.5s") == 1.5
     assert seconds("100ms") == 0.1
     assert seconds("1m30s") == 90.0
+
+
+def test_list_items_report_their_own_lines_and_namespaces() -> None:
+    text = (
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n  metadata: {name: a, namespace: prod}\n"
+        "  spec:\n    host: a\n    subsets:\n    - name: V1\n"
+        "- apiVersion: v1\n  kind: ServiceAccount\n  metadata: {name: b}\n"
+    )
+    result = load_text(text, "list.yaml")
+    (issue,) = result.errors
+    assert (issue.line, issue.kind, issue.namespace, issue.path) == (10, "DestinationRule", "prod", "spec.subsets[0].name")
+    (sa,) = result.resources
+    assert sa.key == ResourceKey("ServiceAccount", "default", "b")
+    assert sa.origin is not None and sa.origin.line == 11
+
+
+def test_documents_after_a_bad_one_still_load() -> None:
+    text = VS.replace("weight: 100", "weight: lots") + "---\n" + VS.replace("reviews\nspec", "ratings\nspec")
+    result = load_text(text)
+    assert [r.name for r in result.resources] == ["ratings"]
+    assert [i.name for i in result.errors] == ["reviews"]
+    assert result.resources[0].origin is not None and result.resources[0].origin.document == 1
+
+
+def test_comments_and_empty_documents_are_skipped() -> None:
+    text = "# leading comment\n---\n---\n" + VS + "---\n# trailing\n"
+    result = load_text(text)
+    assert result.errors == () and len(result.resources) == 1
+    assert result.resources[0].origin is not None and result.resources[0].origin.line == 4
+
+
+def test_with_meta_copies_and_equality_ignores_origin() -> None:
+    (vs,) = load_text(VS, "a.yaml").resources
+    moved = vs.with_meta(namespace="prod", resource_version="7")
+    assert moved.key == ResourceKey("VirtualService", "prod", "reviews")
+    assert moved.metadata.resource_version == "7" and vs.metadata.resource_version is None
+    assert moved != vs
+    assert vs.with_origin(None) == vs
+    assert vs.to_dict()["spec"]["http"][0]["route"][0] == {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}
