@@ -55,6 +55,7 @@ class Http1Downstream:
         self.paused = False
         self.tunnel: Stream | None = None
         self.idle_timer = None
+        self.corked: list[bytes] | None = None
 
     # -- asyncio
     def connection_made(self, transport) -> None:
@@ -148,6 +149,8 @@ class Http1Downstream:
             self.streams.pop(0)
         if not keep_alive or self.closing or self.state.draining:
             self.closing = True
+            if self.corked is not None:
+                self.uncork()
             if self.transport is not None:
                 self.transport.close()
             return
@@ -158,10 +161,23 @@ class Http1Downstream:
             self.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self.corked is not None:
+            self.corked.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def cork(self) -> None:
+        """Collect writes (one syscall for a response's head and body arriving together)."""
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        out, self.corked = self.corked, None
+        if out and self.transport is not None and not self.closed:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
     def abort(self) -> None:
+        self.corked = None
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
@@ -693,7 +709,7 @@ class Attempt:
     """One upstream try: the pool waiter and the connection's exchange."""
 
     __slots__ = ("stream", "cluster", "host", "number", "conn", "pool", "sent_at", "per_try", "released",
-                 "discard", "req_paused")
+                 "discard", "req_paused", "downstream")
 
     def __init__(self, stream: Stream, cluster, host, number: int) -> None:
         self.stream = stream
@@ -707,6 +723,7 @@ class Attempt:
         self.released = False
         self.discard = False
         self.req_paused = False
+        self.downstream = stream.conn
 
     def _release(self) -> None:
         if not self.released:
@@ -829,11 +846,11 @@ class Attempt:
 class MirrorAttempt:
     """Fire-and-forget shadow request: its response is read and dropped."""
 
-    __slots__ = ("cluster", "host", "data", "head_request", "pool", "conn", "released")
+    __slots__ = ("cluster", "host", "data", "head_request", "pool", "conn", "released", "downstream")
 
     def __init__(self, cluster, host, data: bytes, head_request: bool) -> None:
         self.cluster, self.host, self.data, self.head_request = cluster, host, data, head_request
-        self.pool = self.conn = None
+        self.pool = self.conn = self.downstream = None
         self.released = False
 
     def _release(self) -> None:

@@ -57,6 +57,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is None:
             self.close()  # bytes with no request outstanding: the connection is unusable
             return
+        down = self.exchange.downstream
+        if down is not None:
+            down.cork()
         try:
             self.decoder.feed(data)
         except ProtocolError as exc:
@@ -66,6 +69,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             if ex is not None:
                 ex.on_upstream_reset(f"protocol error: {exc.reason}")
+        finally:
+            if down is not None:
+                down.uncork()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
