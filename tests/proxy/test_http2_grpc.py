@@ -108,7 +108,9 @@ async def test_upstream_connection_speaks_to_grpcio_server():
 async def test_max_requests_per_connection_retires_connection():
     server, port = await start_grpc_server()
     try:
-        conn = await connect_h2("127.0.0.1", port, max_requests=2, max_concurrent_streams=1)
+        freed = []
+        conn = await connect_h2("127.0.0.1", port, max_requests=2, max_concurrent_streams=1,
+                                on_capacity=freed.append)
         assert conn.capacity() == 1
         results = []
         for _ in range(2):
@@ -117,6 +119,8 @@ async def test_max_requests_per_connection_retires_connection():
             assert conn.capacity() == 0  # our own cap of one concurrent stream
             s.send_data(frame(b"a"), end_stream=True)
             results.append(await asyncio.wait_for(c.done, 10))
+            if len(results) == 1:
+                assert freed == [conn] and conn.capacity() == 1  # the slot came back
         assert results == [True, True]
         assert conn.retired and conn.capacity() == 0
         for _ in range(50):

@@ -147,11 +147,14 @@ class UpstreamStream:
     def send_data(self, data: bytes, end_stream: bool = False) -> bool:
         done = self.conn.codec.send_data(self.id, data, end_stream)
         self.conn.flush()
+        if end_stream:
+            self.conn._stream_done()  # the response may have ended first
         return done
 
     def send_trailers(self, headers: Iterable[tuple[str, str]]) -> None:
         self.conn.codec.send_trailers(self.id, headers)
         self.conn.flush()
+        self.conn._stream_done()
 
     def end(self) -> None:
         self.send_data(b"", end_stream=True)
