@@ -91,6 +91,11 @@ class ProxyProtocol(Spec):
     version: Literal["V1", "V2"] | None = None
 
 
+class RetryBudget(Spec):
+    percent: float | None = None
+    min_retry_concurrency: int | None = None
+
+
 class PortTrafficPolicy(Spec):
     port: PortSelector | None = None
     load_balancer: LoadBalancerSettings | None = None
@@ -107,6 +112,7 @@ class TrafficPolicy(Spec):
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
     tunnel: TunnelSettings | None = None
     proxy_protocol: ProxyProtocol | None = None
+    retry_budget: RetryBudget | None = None
 
 
 class Subset(Spec):

@@ -57,6 +57,7 @@ def traffic_policy(ctx: Ctx, path: Path, tp: TrafficPolicy | None) -> None:
         and not tp.port_level_settings
         and tp.tunnel is None
         and tp.proxy_protocol is None
+        and tp.retry_budget is None
     ):
         ctx.error(path, "traffic policy must have at least one field")
         return
@@ -80,6 +81,9 @@ def traffic_policy(ctx: Ctx, path: Path, tp: TrafficPolicy | None) -> None:
         connection_pool(ctx, p / "connectionPool", pl.connection_pool)
         load_balancer(ctx, p / "loadBalancer", pl.load_balancer, pl.outlier_detection)
         client_tls(ctx, p / "tls", pl.tls)
+    rb = tp.retry_budget
+    if rb is not None and rb.percent is not None and not 0 <= rb.percent <= 100:
+        ctx.error(path / "retryBudget" / "percent", "retryBudget.percent must be in range [0.0, 100.0]")
     if tp.tunnel is not None:
         t = tp.tunnel
         p = path / "tunnel"
