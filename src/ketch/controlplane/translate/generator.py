@@ -21,15 +21,18 @@ TYPE_URLS = (CLUSTER, ENDPOINT, LISTENER, ROUTE)  # Envoy's warming order
 def generate(snapshot: Snapshot, proxy: ProxyNode, type_url: str,
              names: Collection[str] | None = None) -> dict[str, Message]:
     scope = ProxyScope.of(snapshot, proxy)
-    if type_url in (ROUTE, ENDPOINT):
-        # Neither reads the proxy's address: replicas of a workload share one result.
-        sidecar = scope.sidecar
-        key = ("generate", type_url, proxy.type, proxy.namespace,
-               tuple(sorted(proxy.labels.items())) if type_url == ROUTE else None,
-               proxy.interception_mode, None if sidecar is None else
-               (sidecar.metadata.namespace, sidecar.metadata.name))
-        return dict(snapshot.memo(key, lambda: _generate(scope, type_url, names)))
-    return _generate(scope, type_url, names)
+    # The result depends on these inputs only (not on the proxy's id or, beyond the inbound
+    # ports it implies, its address), so replicas of a workload share one result.
+    sidecar = scope.sidecar
+    key = (
+        "generate", type_url, proxy.type, proxy.namespace, proxy.interception_mode,
+        None if sidecar is None else (sidecar.metadata.namespace, sidecar.metadata.name),
+        tuple(sorted(proxy.labels.items())) if type_url in (ROUTE, LISTENER) else None,
+        tuple((s.hostname, p.number, t) for s, p, t in scope.inbound())
+        if type_url in (CLUSTER, LISTENER) else None,
+        tuple(sorted(names)) if names is not None and type_url == LISTENER else None,
+    )
+    return dict(snapshot.memo(key, lambda: _generate(scope, type_url, names)))
 
 
 def _generate(scope: ProxyScope, type_url: str, names: Collection[str] | None) -> dict[str, Message]:

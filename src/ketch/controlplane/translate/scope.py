@@ -46,6 +46,13 @@ class ProxyScope:
     # -- inbound ----------------------------------------------------------------------
     def inbound(self) -> list[tuple[Service, ServicePort, int]]:
         """(service, port, target port) for every service port that selects this proxy."""
+        if "_inbound" not in self.__dict__:
+            self.__dict__["_inbound"] = self._compute_inbound()  # frozen: cache by hand
+        return self.__dict__["_inbound"]
+
+    def _compute_inbound(self) -> list[tuple[Service, ServicePort, int]]:
+        if self.proxy.type is not ProxyType.SIDECAR:
+            return []
         proxy = self.proxy
         me = self._own_instance()
         out = []
