@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ketch.proxy.http2 import ErrorCodes, H2Codec, H2ProtocolError, is_h2_preface
@@ -248,3 +250,66 @@ def test_early_trailers_only_answer_while_request_body_still_flows():
     p.server.send_response(sid2, 204, [], end_stream=True)
     p.pump()
     assert ex2.head.status == 204
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+def _frame(ftype: int, flags: int, sid: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+        (sid & 0x7FFFFFFF).to_bytes(4, "big") + payload
+
+
+_frames = st.builds(_frame, st.integers(0, 10), st.integers(0, 255),
+                    st.sampled_from([0, 1, 2, 3, 5, 0x7FFFFFFF]), st.binary(max_size=40))
+
+
+@settings(max_examples=int(os.environ.get("KETCH_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(_frames, max_size=8), tail=st.binary(max_size=30))
+def test_fuzz_server_codec_parses_or_raises_protocol_error(frames, tail):
+    """Invariant (as h11's fuzzers state it): any bytes after the preface either parse or
+    raise H2ProtocolError; nothing else escapes, and handlers only see well-formed events."""
+    seen = []
+
+    class Sink:
+        def on_body(self, data):
+            seen.append(("body", data))
+
+        def on_trailers(self, headers):
+            seen.append(("trailers", headers))
+
+        def on_end(self):
+            seen.append(("end",))
+
+        def on_reset(self, reason):
+            seen.append(("reset", reason))
+
+    server = H2Codec(False, on_request=lambda sid, head, ended: Sink())
+    server.initiate()
+    data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + b"".join(frames) + tail
+    try:
+        for i in range(0, len(data), 17):  # arbitrary split points
+            server.feed(data[i:i + 17])
+    except H2ProtocolError:
+        assert server.closed
+    server.data_to_send()
+    for event in seen:
+        assert event[0] in ("body", "trailers", "end", "reset")
+
+
+@settings(max_examples=int(os.environ.get("KETCH_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(_frames, max_size=8), tail=st.binary(max_size=30))
+def test_fuzz_client_codec_against_a_hostile_upstream(frames, tail):
+    client = H2Codec(True)
+    client.initiate()
+    ex = ClientExchange()
+    client.open_stream(ex, "GET", "x", "/", [], end_stream=True)
+    client.data_to_send()
+    data = _frame(4, 0, 0, b"") + b"".join(frames) + tail
+    try:
+        client.feed(data)
+    except H2ProtocolError:
+        assert client.closed
+        assert ex.reset == "connection termination" or ex.ended
