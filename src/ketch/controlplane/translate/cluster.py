@@ -12,7 +12,11 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.v3 import percent_pb2
 from google.protobuf import struct_pb2
 
-from ketch.controlplane.translate.endpoint import load_assignment
+from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
+from envoy.config.endpoint.v3 import endpoint_pb2
+
+from ketch.controlplane.instance import InstanceSource, WorkloadInstance
+from ketch.controlplane.translate.endpoint import load_assignment, socket_address
 from ketch.controlplane.translate.policy import Policy, policy_for, subset_labels, subset_names
 from ketch.controlplane.translate.service import Endpoint, Resolution, Service, ServicePort
 from ketch.controlplane.translate.util import attr, cluster_name, duration, enum_name, pack, u32
@@ -80,8 +84,7 @@ def _base(name: str, service: Service, port: ServicePort, mesh: Any) -> cluster_
 
 
 def _dns_self(service: Service, port: ServicePort) -> tuple[Endpoint, ...]:
-    from ketch.controlplane.instance import InstanceSource, WorkloadInstance
-
+    """A DNS ServiceEntry without endpoints resolves its own host name."""
     inst = WorkloadInstance(name=service.hostname, namespace=service.namespace,
                             address=service.hostname, source=InstanceSource.SERVICE_ENTRY)
     target = port.target_port if isinstance(port.target_port, int) else port.number
@@ -194,9 +197,7 @@ def _apply_outlier(c: cluster_pb2.Cluster, od: Any) -> None:
 
 
 def inbound_cluster(port: int, target: int, mesh: Any = None) -> cluster_pb2.Cluster:
-    from ketch.controlplane.translate.endpoint import socket_address
-    from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec, endpoint_pb2
-
+    """`inbound|PORT||`: the application on loopback at its target port."""
     name = cluster_name("inbound", port, None, "")
     c = C(name=name, type=C.STATIC, connect_timeout=duration(connect_timeout(mesh)),
           lb_policy=C.ROUND_ROBIN)

@@ -18,7 +18,7 @@ from ketch.controlplane.translate.cluster import (
     BLACKHOLE, PASSTHROUGH, inbound_cluster, outbound_clusters, passthrough_clusters,
 )
 from ketch.controlplane.translate.endpoint import load_assignment
-from ketch.controlplane.translate.policy import subset_labels
+from ketch.controlplane.translate.policy import subset_labels, subset_names
 from ketch.controlplane.translate.route_match import MatchContext, applies, gateway_names
 from ketch.controlplane.translate.scope import ProxyScope, gateway_key, servers_by_port
 from ketch.controlplane.translate.service import Protocol, Resolution, Service, ServicePort
@@ -73,8 +73,6 @@ def load_assignments(scope: ProxyScope) -> dict[str, endpoint_pb2.ClusterLoadAss
         for port in svc.ports:
             if port.protocol is Protocol.UDP:
                 continue
-            from ketch.controlplane.translate.policy import subset_names
-
             for subset in (None, *subset_names(dr)):
                 name = cluster_name("outbound", port.number, subset, svc.hostname)
                 if name in out:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -236,7 +236,7 @@ def services_from_service_entry(resource: Any) -> list[Service]:
     given = tuple(str(a) for a in seq(attr(spec, "addresses")))
     out = []
     for host in seq(attr(spec, "hosts")):
-        hostname = fqdn(str(host), ns) if "." not in str(host) and host != "*" else str(host)
+        hostname = fqdn(str(host), ns)
         # Without addresses, allocate as Istio's DNS auto-allocation does, so that the
         # runtime's name resolution and the listeners agree; wildcards get none.
         addresses = given or (() if "*" in hostname else (service_vip(hostname),))
