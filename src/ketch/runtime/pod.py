@@ -41,6 +41,8 @@ class LaunchConfig:
     heartbeat_interval: float = 5.0
     stop_grace: float = 3.0
     concurrency: int = 1
+    # what stands for `python -m ketch proxy` (tests run a stub proxy through this)
+    proxy_command: tuple[str, ...] = ()
 
 
 def resolve_command(argv: tuple[str, ...], python: str) -> list[str]:
@@ -143,7 +145,8 @@ class Pod:
     def _sidecar_argv(self) -> list[str]:
         argv = [*self._netns_prefix(), "setpriv", f"--reuid={PROXY_UID}",
                 f"--regid={PROXY_UID}", "--clear-groups", "--",
-                self.launch.python, "-m", "ketch", "proxy", self.proxy_mode,
+                *(self.launch.proxy_command or (self.launch.python, "-m", "ketch", "proxy")),
+                self.proxy_mode,
                 "--control-plane", self.launch.xds_address, "--workload", self.spec.name,
                 "--namespace", self.spec.namespace, "--service-account",
                 self.spec.service_account, "--ip", self.net.ip,
