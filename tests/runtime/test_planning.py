@@ -140,3 +140,25 @@ def test_state_round_trip(tmp_path):
     assert list_services(tmp_path)[0]["vip"] == "10.96.0.5"
     state.clear_records()
     assert list_pods(tmp_path) == [] and list_services(tmp_path) == []
+
+
+def test_pod_and_service_items_in_kubernetes_shape(tmp_path):
+    from ketch.runtime.state import pod_items, service_items
+
+    state = StateDir(tmp_path)
+    state.write_pod(PodRecord(name="a-1", namespace="default", deployment="a", ip="10.0.0.2",
+                              labels={"app": "a"}, phase="Restarting", restarts=2,
+                              pids={"sidecar": 10, "app": 11}))
+    state.write_pod(PodRecord(name="g-1", namespace="istio-system", deployment="g",
+                              ip="10.0.0.3"))
+    state.write_services([ServiceRecord("a", "default", "10.96.0.5", ("http:80->8080",))])
+    items = pod_items(tmp_path, namespace="default")
+    assert [i["metadata"]["name"] for i in items] == ["a-1"]
+    assert items[0]["status"]["phase"] == "Restarting" and items[0]["status"]["podIP"] == \
+        "10.0.0.2"
+    assert items[0]["status"]["containerStatuses"][0] == {"name": "app", "ready": False,
+                                                          "restartCount": 2}
+    assert len(pod_items(tmp_path)) == 2 and pod_items(tmp_path, name="zz") == []
+    svc = service_items(tmp_path)[0]
+    assert svc["spec"] == {"clusterIP": "10.96.0.5",
+                           "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}

@@ -164,3 +164,51 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def pod_items(state_dir: str | Path | None = None, name: str | None = None,
+              namespace: str | None = None) -> list[dict[str, Any]]:
+    """The runtime's pods as Kubernetes Pod objects (metadata, spec, status with phase,
+    podIP and containerStatuses), the shape `ketch get pods` tables read. `namespace`
+    None means all namespaces."""
+    state = StateDir(state_dir or default_state_dir())
+    items = []
+    for p in state.pods():
+        if (name and p.name != name) or (namespace and p.namespace != namespace):
+            continue
+        containers = [c for c in p.pids if c != "sidecar"] + ["istio-proxy"]
+        items.append({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": p.name, "namespace": p.namespace, "labels": dict(p.labels),
+                         "ownerReferences": [{"kind": "Deployment", "name": p.deployment}]},
+            "spec": {"serviceAccountName": p.service_account,
+                     "containers": [{"name": c} for c in containers]},
+            "status": {
+                # Kubernetes shows a crash-looping pod as Running with a reason; keep ours
+                "phase": p.phase, "podIP": p.ip, "message": p.message,
+                "startTime": p.started_at,
+                "containerStatuses": [{"name": c, "ready": p.ready,
+                                       "restartCount": p.restarts} for c in containers],
+            },
+        })
+    return items
+
+
+def service_items(state_dir: str | Path | None = None, name: str | None = None,
+                  namespace: str | None = None) -> list[dict[str, Any]]:
+    """The runtime's services as Kubernetes Service objects with their VIP as clusterIP."""
+    state = StateDir(state_dir or default_state_dir())
+    items = []
+    for s in state.services():
+        if (name and s.name != name) or (namespace and s.namespace != namespace):
+            continue
+        ports = []
+        for text in s.ports:
+            pname, _, rest = text.partition(":")
+            port, _, target = rest.partition("->")
+            ports.append({"name": pname, "port": int(port),
+                          "targetPort": int(target) if target.isdigit() else target})
+        items.append({"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": s.name, "namespace": s.namespace},
+                      "spec": {"clusterIP": s.vip, "ports": ports}})
+    return items
