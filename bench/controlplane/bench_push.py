@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--partial-updates", action="store_true",
+                    help="control plane sends only changed RDS/EDS resources")
     ap.add_argument("--shared-scope", action="store_true",
                     help="give every client the same IP and labels (one generation shared)")
     args = ap.parse_args()
@@ -172,7 +174,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{http_port}"
     cp = subprocess.Popen([sys.executable, "-m", "ketch", "control-plane", "--host", "127.0.0.1",
                            "--xds-port", str(xds_port), "--http-port", str(http_port),
-                           "--registry-ttl", "86400", "--log-level", "warning"])
+                           "--registry-ttl", "86400", "--log-level", "warning",
+                           *(["--partial-updates"] if args.partial_updates else [])])
     procs: list[mp.Process] = []
     try:
         for _ in range(300):
@@ -251,7 +254,8 @@ def main() -> None:
         print(f"control-plane CPU per full push: mean {statistics.mean(cpu):.2f} s "
               f"(max {max(cpu):.2f} s); RSS {rss_mb(cp.pid):.0f} MB")
         print(f"({args.rounds} rounds, {os.cpu_count()} cores, debounce 100 ms included, "
-              f"{'shared' if args.shared_scope else 'distinct'} proxy scopes)")
+              f"{'shared' if args.shared_scope else 'distinct'} proxy scopes, "
+              f"{'partial' if args.partial_updates else 'full'} RDS/EDS responses)")
     finally:
         for proc in procs:
             proc.terminate()

@@ -20,11 +20,13 @@ import click
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--registry-ttl", type=float, default=30.0, show_default=True,
               help="Seconds without heartbeat before a registered instance is dropped.")
+@click.option("--partial-updates/--no-partial-updates", default=False, show_default=True,
+              help="Send only changed RDS/EDS resources (Envoy state-of-the-world semantics).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def control_plane(state_dir: Path | None, xds_port: int, http_port: int,
                   mesh_config_file: Path | None, host: str, registry_ttl: float,
-                  log_level: str) -> None:
+                  partial_updates: bool, log_level: str) -> None:
     """Run the control plane: config store, registry, xDS server and REST API."""
     from ketch.controlplane.server import ControlPlane, ControlPlaneOptions, main
 
@@ -32,7 +34,7 @@ def control_plane(state_dir: Path | None, xds_port: int, http_port: int,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = ControlPlaneOptions(state_dir=state_dir, host=host, xds_port=xds_port,
                                   http_port=http_port, mesh_config_file=mesh_config_file,
-                                  registry_ttl=registry_ttl)
+                                  registry_ttl=registry_ttl, partial_updates=partial_updates)
 
     def ready(cp: ControlPlane) -> None:
         click.echo(f"ketch control-plane ready: xds {host}:{cp.xds_port} http {host}:{cp.http_port}",

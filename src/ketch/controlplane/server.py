@@ -42,6 +42,7 @@ class ControlPlaneOptions:
     debounce_quiet: float = 0.1  # Istio's PILOT_DEBOUNCE_AFTER
     debounce_max: float = 10.0  # Istio's PILOT_DEBOUNCE_MAX
     grace: float = 5.0  # seconds streams get to finish on shutdown
+    partial_updates: bool = False  # RDS/EDS responses carry only changed resources (Envoy SotW)
 
 
 class ControlPlane:
@@ -53,7 +54,7 @@ class ControlPlane:
         self.store = store
         self.registry = registry
         self.mesh = mesh
-        self.xds = XdsServer(generate, parse_node, clock=clock)
+        self.xds = XdsServer(generate, parse_node, clock=clock, partial=options.partial_updates)
         self._build_snapshot = build_snapshot
         self._make_app = make_app
         self._clock = clock

@@ -67,8 +67,8 @@ def names_of(resp: DiscoveryResponse) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(gen):
-    xds = XdsServer(gen, parse_node)
+async def serving(gen, partial: bool = False):
+    xds = XdsServer(gen, parse_node, partial=partial)
     server = grpc.aio.server()
     xds.add_to(server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -85,6 +85,14 @@ async def serving(gen):
 async def served():
     gen = FakeGenerator()
     async with serving(gen) as (xds, channel):
+        yield xds, gen, channel
+
+
+@pytest.fixture
+async def served_partial():
+    """RDS/EDS responses carry only the changed resources (Envoy's SotW allows it)."""
+    gen = FakeGenerator()
+    async with serving(gen, partial=True) as (xds, channel):
         yield xds, gen, channel
 
 
@@ -109,8 +117,8 @@ async def subscribe_all(c: Client, eds_names) -> dict[str, DiscoveryResponse]:
 EDS = ["outbound|80||a", "outbound|80||b"]
 
 
-async def test_initial_subscription_then_synced(served) -> None:
-    xds, _, channel = served
+async def test_initial_subscription_then_synced(served_partial) -> None:
+    xds, _, channel = served_partial
     xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"], "c": []}), "v1")
     c = Client(channel, "sidecar~10.0.0.9~p.default~default.svc.cluster.local")
     got = await subscribe_all(c, EDS)
@@ -132,8 +140,8 @@ async def test_initial_subscription_then_synced(served) -> None:
     assert "pilot_xds 1" in xds.metrics_text()
 
 
-async def test_endpoint_change_pushes_only_the_changed_eds(served) -> None:
-    xds, _, channel = served
+async def test_endpoint_change_pushes_only_the_changed_eds(served_partial) -> None:
+    xds, _, channel = served_partial
     xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")
     c = Client(channel, "sidecar~10.0.0.9~p.default~default.svc.cluster.local")
     await subscribe_all(c, EDS)
@@ -287,9 +295,9 @@ async def test_listeners_asked_for_by_name_are_generated_under_those_names() -> 
         assert seen[-1] == ("b.test:80", "echo.test:7070")
 
 
-async def test_endpoints_only_push_sends_eds_first(served) -> None:
+async def test_endpoints_only_push_sends_eds_first(served_partial) -> None:
     """A registry change goes out as EDS before anything else is regenerated and compared."""
-    xds, _, channel = served
+    xds, _, channel = served_partial
     xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")
     c = Client(channel, "sidecar~10.0.0.9~p.default~x")
     await subscribe_all(c, EDS)
@@ -311,3 +319,19 @@ def test_response_bytes_are_a_discovery_response() -> None:
     for c in clusters:
         expected.resources.add().Pack(c)
     assert resp == expected
+
+
+async def test_full_sets_by_default_for_eds_and_rds(served) -> None:
+    """Without partial updates an EDS push carries every subscribed resource."""
+    xds, _, channel = served
+    xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")
+    c = Client(channel, "sidecar~10.0.0.9~p.default~x")
+    got = await subscribe_all(c, EDS)
+    await c.send(ENDPOINT, EDS + ["outbound|80||c"], nonce=got[ENDPOINT].nonce)
+    assert names_of(await c.read()) == EDS  # c does not exist: the same set again
+    xds.set_snapshot(world({"a": ["10.0.0.1", "10.0.0.3"], "b": ["10.0.0.2"]}), "v2")
+    resp = await c.read()
+    assert (resp.type_url, names_of(resp)) == (ENDPOINT, EDS)
+    await c.ack(resp, EDS + ["outbound|80||c"])
+    await c.send(LISTENER)  # nothing else changed: this answer is the next message
+    assert (await c.read()).type_url == LISTENER

@@ -70,8 +70,9 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(self, generate: Generate, parse_node: ParseNode, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 metrics: XdsMetrics | None = None) -> None:
+                 metrics: XdsMetrics | None = None, partial: bool = False) -> None:
         self.metrics = metrics or XdsMetrics()
+        self._partial = partial  # RDS/EDS responses carry only what changed
         self._parse_node = parse_node
         self._clock = clock
         self._wall = wall
@@ -199,7 +200,8 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad node: {exc}")
         conn = Connection(
             id=f"{request.node.id}-{next(self._ids)}", proxy=proxy, node_id=request.node.id,
-            connected_at=self._wall(), metrics=self.metrics, clock=self._clock, wall=self._wall)
+            connected_at=self._wall(), metrics=self.metrics, clock=self._clock, wall=self._wall,
+            partial=self._partial)
         self._connections[conn.id] = (conn, stream)
         self._idle.clear()
         self.metrics.connected.set(None, len(self._connections))

@@ -35,8 +35,13 @@ def next_nonce() -> str:
     return f"{_nonce_prefix}-{next(_nonces)}"
 
 
-def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool) -> list[Encoded] | None:
-    """The resources to send for one type, or None when the proxy already has them (pure)."""
+def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
+         partial: bool = False) -> list[Encoded] | None:
+    """The resources to send for one type, or None when the proxy already has them (pure).
+
+    `partial`: send only the changed RDS/EDS resources, as Envoy's SotW allows and Istio's
+    incremental EDS does. Off by default, because a client that reads every response as the
+    full set (Ketch's own proxy, for now) would drop what was left out."""
     wanted = current if watch.wildcard else {n: r for n, r in current.items() if n in watch.names}
     if watch.type_url in FULL_STATE_TYPES:
         if not resend and watch.nonce_sent and _same(wanted, watch.sent):
@@ -46,7 +51,11 @@ def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool) -> list[
         return [wanted[n] for n in sorted(wanted)]
     sent = watch.sent
     changed = [r for n, r in sorted(wanted.items()) if not _equal(sent.get(n), r)]
-    return changed or None
+    if partial:
+        return changed or None
+    if not changed and wanted.keys() == sent.keys():
+        return None
+    return [wanted[n] for n in sorted(wanted)]
 
 
 def _equal(old: Encoded | None, new: Encoded) -> bool:
@@ -88,6 +97,7 @@ class Connection:
     wall: Callable[[], float]
     watches: dict[str, Watch] = field(default_factory=dict)
     version: str = ""  # the snapshot version of the current resources
+    partial: bool = False  # send only changed RDS/EDS resources (see plan())
 
     def __repr__(self) -> str:
         types = ", ".join(f"{short_name(t)}:{w.status.value}" for t, w in self.watches.items())
@@ -120,7 +130,10 @@ class Connection:
         current = resources(self.proxy, watch)
         if current is None:  # no snapshot yet: the first push answers
             return []
-        response = self._respond(watch, current, resend=verdict is Verdict.INITIAL, change=None)
+        # A new subscription is answered in full (as Istio does), even if nothing it names
+        # exists yet; in partial mode a change of names gets only what the proxy lacks.
+        resend = verdict is Verdict.INITIAL or not self.partial
+        response = self._respond(watch, current, resend=resend, change=None)
         return [response] if response is not None else []
 
     def on_push(self, resources: Resources, change: float | None,
@@ -143,12 +156,12 @@ class Connection:
 
     def _respond(self, watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
                  change: float | None) -> Response | None:
-        chosen = plan(watch, current, resend=resend)
+        chosen = plan(watch, current, resend=resend, partial=self.partial)
         if chosen is None:
             return None
         nonce = next_nonce()
         response = Response(self.version, watch.type_url, nonce, tuple(chosen))
-        if watch.type_url in FULL_STATE_TYPES:
+        if watch.type_url in FULL_STATE_TYPES or not self.partial or resend:
             watch.sent = {r.name: r for r in chosen}
         else:
             watch.sent = {n: r for n, r in watch.sent.items() if watch.wants(n)}
