@@ -61,7 +61,7 @@ def outbound_clusters(
             eps = endpoints or _dns_self(service, port)
             c.load_assignment.CopyFrom(load_assignment(name, eps, subset_labels(dr, subset)))
         apply_policy(c, policy, port, default_lb)
-        c.metadata.CopyFrom(_istio_metadata(service, subset))
+        c.metadata.CopyFrom(_istio_metadata(service, subset, dr))
         out.append(c)
     return out
 
@@ -91,10 +91,14 @@ def _dns_self(service: Service, port: ServicePort) -> tuple[Endpoint, ...]:
     return (Endpoint(instance=inst, port=target),)
 
 
-def _istio_metadata(service: Service, subset: str | None) -> base_pb2.Metadata:
+def _istio_metadata(service: Service, subset: str | None, dr: Any = None) -> base_pb2.Metadata:
     s = struct_pb2.Struct()
     svc = {"host": service.hostname, "name": service.name, "namespace": service.namespace}
     s.update({"services": [svc], **({"subset": subset} if subset else {})})
+    if dr is not None:
+        ns = dr.metadata.namespace or "default"
+        s.update({"config": f"/apis/networking.istio.io/v1alpha3/namespaces/{ns}"
+                            f"/destination-rule/{dr.metadata.name}"})
     return base_pb2.Metadata(filter_metadata={"istio": s})
 
 

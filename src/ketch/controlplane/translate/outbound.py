@@ -235,21 +235,28 @@ def _gateway_vhosts(scope: ProxyScope, port: int, servers: list) -> list[rc.Virt
     gws = frozenset(gateway_key(gw) for gw, _ in servers)
     rctx = rds.RouteContext(scope.snapshot, scope.match_context(port, gws))
     by_host: dict[str, list[rc.Route]] = {}
+    redirect: set[str] = set()
     for vs in scope.snapshot.virtual_services:
         vs_ns = vs.metadata.namespace or "default"
         bound = gateway_names(vs) & gws
-        if not bound:
+        if not bound or not scope.snapshot.vs_visible(vs, scope.proxy.namespace):
             continue
         for h in seq(attr(vs.spec, "hosts")):
             host = str(h)
-            if not any(_server_allows(gw, s, vs_ns, host) for gw, s in servers
-                       if gateway_key(gw) in bound):
+            allowing = [s for gw, s in servers
+                        if gateway_key(gw) in bound and _server_allows(gw, s, vs_ns, host)]
+            if not allowing:
                 continue
             by_host.setdefault(host, []).extend(rds.vs_routes(vs, rctx))
+            if any(attr(s, "tls", "https_redirect") for s in allowing):
+                redirect.add(host)
     vhosts = []
     for host in sorted(by_host, key=lambda h: (h == "*", h)):
         domains = ["*"] if host == "*" else [host, f"{host}:{port}"]
-        vhosts.append(rc.VirtualHost(name=f"{host}:{port}", domains=domains, routes=by_host[host]))
+        vh = rc.VirtualHost(name=f"{host}:{port}", domains=domains, routes=by_host[host])
+        if host in redirect:
+            vh.require_tls = rc.VirtualHost.ALL  # Gateway tls.httpsRedirect: 301 to https
+        vhosts.append(vh)
     if not vhosts:
         vhosts.append(rc.VirtualHost(name=f"blackhole:{port}", domains=["*"], routes=[rc.Route(
             name="default", match=rc.RouteMatch(prefix="/"),

@@ -85,8 +85,17 @@ def _name(rule: Any, match: Any) -> str:
     return rule_name or match_name
 
 
-def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext) -> rc.Route:
+def config_path(kind: str, namespace: str, name: str) -> str:
+    """Istio's config reference in resource metadata (istioctl's tables read it)."""
+    return f"/apis/networking.istio.io/v1alpha3/namespaces/{namespace}/{kind}/{name}"
+
+
+def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext,
+                vs_name: str = "") -> rc.Route:
     route = rc.Route(name=_name(rule, match), match=route_match(match))
+    if vs_name:
+        route.metadata.filter_metadata["istio"].update(
+            {"config": config_path("virtual-service", vs_namespace, vs_name)})
     if attr(rule, "redirect") is not None:
         route.redirect.CopyFrom(ra.redirect(rule.redirect))
     elif attr(rule, "direct_response") is not None:
@@ -160,7 +169,7 @@ def vs_routes(vs: Any, ctx: RouteContext, _depth: int = 0) -> list[rc.Route]:
                 out.extend(_delegate_routes(child, matches or [None], ctx))
             continue
         for m in matches or [None]:
-            out.append(build_route(rule, m, ns, ctx))
+            out.append(build_route(rule, m, ns, ctx, vs.metadata.name))
     return out
 
 
@@ -173,7 +182,7 @@ def _delegate_routes(child: Any, root_matches: list, ctx: RouteContext) -> list[
             for cm in child_matches:
                 merged = merge_delegate(root, cm)
                 if merged is None or applies(merged, ctx.match, ns):
-                    out.append(build_route(rule, merged, ns, ctx))
+                    out.append(build_route(rule, merged, ns, ctx, child.metadata.name))
     return out
 
 
