@@ -40,9 +40,11 @@ def test_istio_shaped_proto():
         3, 1.0, 2.0, 50)
     assert c.consecutive_gateway_failure == 5 and c.enforcing_consecutive_gateway_failure == 0
     assert OutlierConfig.from_proto(od.OutlierDetection()) == OutlierConfig()
+    assert c.enforcing_success_rate == 0
+    assert OutlierConfig().enforcing_success_rate == 100  # Envoy's default
     with pytest.raises(Unsupported):
         OutlierConfig.from_proto(od.OutlierDetection(
-            enforcing_success_rate=wrappers_pb2.UInt32Value(value=100)))
+            enforcing_local_origin_success_rate=wrappers_pb2.UInt32Value(value=100)))
 
 
 def test_consecutive_5xx_ejects_and_success_resets():
@@ -139,3 +141,34 @@ def test_state_survives_host_set_update():
     d.set_hosts(fresh)
     assert fresh[0].ejected and d.is_ejected(fresh[0]) and d.ejections_active == 1
     assert "1 ejected of 3" in repr(d)
+
+
+def test_success_rate_ejection_in_the_sweep():
+    d, hosts, store = detector(n=6, consecutive_5xx=1000, max_ejection_percent=50)
+    for i, h in enumerate(hosts):
+        for k in range(200):
+            bad = (i == 5 and k % 2 == 0) or (i < 5 and k % 50 == 0)  # 50% vs 98%
+            d.record(h, E500 if bad else OK, 1.0)
+    changed = d.tick(10.0)
+    assert changed == [hosts[5]] and d.last_sweep_ejected == [hosts[5]] and hosts[5].ejected
+    assert store.value("cluster.c.outlier_detection.ejections_enforced_success_rate") == 1
+    # Counters restart each interval: too few requests now, nothing more happens.
+    assert d.tick(20.0) == []
+
+
+def test_success_rate_needs_enough_hosts_and_volume():
+    d, hosts, _ = detector(n=4, consecutive_5xx=1000)  # fewer than 5 hosts
+    for h in hosts:
+        for k in range(200):
+            d.record(h, E500 if h is hosts[0] else OK, 1.0)
+    assert d.tick(10.0) == [] and not hosts[0].ejected
+
+
+def test_failure_percentage_ejection_when_enforced():
+    d, hosts, store = detector(n=5, consecutive_5xx=1000, enforcing_success_rate=0,
+                               enforcing_failure_percentage=100)
+    for h in hosts:
+        for k in range(60):
+            d.record(h, E503 if (h is hosts[2] and k % 10) else OK, 1.0)  # 90% failures
+    assert d.tick(10.0) == [hosts[2]]
+    assert store.value("cluster.c.outlier_detection.ejections_enforced_failure_percentage") == 1

@@ -6,15 +6,20 @@ API
   defaults: consecutive_5xx 5 enforced 100%, consecutive_gateway_failure 5 enforced 0%,
   interval 10 s, base_ejection_time 30 s, max_ejection_time 300 s, max_ejection_percent 10,
   consecutive_local_origin_failure 5 enforced 100% when split_external_local_origin_errors).
-  Raises `Unsupported` if success-rate or failure-percentage ejection is explicitly enforced
-  (not implemented; Istio always sends ``enforcing_success_rate: 0``).
+  Success-rate ejection (Envoy's default: enforced 100%, at least 5 hosts with 100 requests
+  in the interval, stdev factor 1.9) and failure-percentage ejection (threshold 85%, enforced
+  0% by default) run in the interval sweep on external-origin results; Istio turns the first
+  off (``enforcing_success_rate: 0``). The local-origin variants (split mode) and
+  ``monitors`` raise `Unsupported` when enabled explicitly.
 - `OutlierDetector(config, hosts=(), rng=random.Random(), stats=None)`; `set_hosts(hosts)`
   when EDS changes (state of kept hosts survives, keyed by ``host.address``).
 - `record(host, outcome, now) -> bool`: feed one attempt's `retry.Outcome`; True when this
   ejected the host (the caller then calls ``lb.refresh()``). Consecutive ejections happen at
   once, as in Envoy.
 - `tick(now) -> list[Host]`: the interval sweep (call every ``config.interval`` seconds):
-  returns the hosts returned to service. A host is ejected for
+  returns the hosts whose state changed — returned to service, or ejected by the
+  success-rate/failure-percentage analysis (``last_sweep_ejected``); refresh the balancer
+  when it is not empty. A host is ejected for
   ``min(base_ejection_time × ejections, max(base, max_ejection_time))`` (+ jitter); each
   sweep a host that stayed in service lowers its ejection multiplier by one.
 - `is_ejected(host)`, `state(host) -> dict` (for the admin ``/clusters`` page),
@@ -67,15 +72,22 @@ class OutlierConfig:
     max_ejection_time_jitter: float = 0.0
     max_ejection_percent: int = 10
     always_eject_one_host: bool = False
+    enforcing_success_rate: int = 100
+    success_rate_minimum_hosts: int = 5
+    success_rate_request_volume: int = 100
+    success_rate_stdev_factor: float = 1.9
+    failure_percentage_threshold: int = 85
+    enforcing_failure_percentage: int = 0
+    failure_percentage_minimum_hosts: int = 5
+    failure_percentage_request_volume: int = 50
 
     @classmethod
     def from_proto(cls, msg: Any, where: str = "outlier_detection") -> "OutlierConfig":
-        for field in ("enforcing_success_rate", "enforcing_failure_percentage",
-                      "enforcing_local_origin_success_rate",
+        for field in ("enforcing_local_origin_success_rate",
                       "enforcing_failure_percentage_local_origin"):
             if msg.HasField(field) and getattr(msg, field).value > 0:
-                raise Unsupported(f"{where}.{field}: success-rate/failure-percentage "
-                                  "ejection is not supported")
+                raise Unsupported(f"{where}.{field}: local-origin success-rate/failure-"
+                                  "percentage ejection is not supported")
         if len(msg.monitors):
             raise Unsupported(f"{where}.monitors is not supported")
         return cls(
@@ -95,15 +107,25 @@ class OutlierConfig:
             max_ejection_percent=min(100, _u32(msg, "max_ejection_percent", 10)),
             always_eject_one_host=bool(msg.always_eject_one_host.value)
             if msg.HasField("always_eject_one_host") else False,
+            enforcing_success_rate=_u32(msg, "enforcing_success_rate", 100),
+            success_rate_minimum_hosts=_u32(msg, "success_rate_minimum_hosts", 5),
+            success_rate_request_volume=_u32(msg, "success_rate_request_volume", 100),
+            success_rate_stdev_factor=_u32(msg, "success_rate_stdev_factor", 1900) / 1000.0,
+            failure_percentage_threshold=_u32(msg, "failure_percentage_threshold", 85),
+            enforcing_failure_percentage=_u32(msg, "enforcing_failure_percentage", 0),
+            failure_percentage_minimum_hosts=_u32(msg, "failure_percentage_minimum_hosts", 5),
+            failure_percentage_request_volume=_u32(msg, "failure_percentage_request_volume",
+                                                   50),
         )
 
 
 class _Monitor:
     __slots__ = ("host", "c5xx", "cgw", "clocal", "ejections", "ejected_at", "eject_for",
-                 "unejected_at")
+                 "unejected_at", "total", "ok")
 
     def __init__(self, host: Any) -> None:
         self.host = host
+        self.total = self.ok = 0  # external-origin results in the current interval
         self.c5xx = self.cgw = self.clocal = 0
         self.ejections = 0
         self.ejected_at: float | None = None
@@ -111,7 +133,8 @@ class _Monitor:
         self.unejected_at: float | None = None
 
 
-_KINDS = ("consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure")
+_KINDS = ("consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure",
+          "success_rate", "failure_percentage")
 
 
 class OutlierDetector:
@@ -121,6 +144,7 @@ class OutlierDetector:
         self._rng = rng or random.Random()
         self._monitors: dict[str, _Monitor] = {}
         self.ejections_active = 0
+        self.last_sweep_ejected: list[Any] = []
         self._stats: dict[str, Any] = {}
         if stats is not None:
             names = ["ejections_enforced_total", "ejections_overflow", "ejections_total"]
@@ -177,6 +201,7 @@ class OutlierDetector:
             status = 504 if kind == TIMEOUT else 503
         else:
             return False  # overflow: the host was never involved
+        m.total += 1
         if status >= 500:
             fired = False
             if status in (502, 503, 504):
@@ -189,6 +214,7 @@ class OutlierDetector:
             if m.c5xx == cfg.consecutive_5xx:
                 fired = self._detected(m, 0, cfg.enforcing_consecutive_5xx, now) or fired
             return fired
+        m.ok += 1
         m.c5xx = m.cgw = 0
         if cfg.split_external_local_origin_errors:
             m.clocal = 0  # a response means the connection worked
@@ -202,7 +228,7 @@ class OutlierDetector:
             m.c5xx = 0
         elif which == 1:
             m.cgw = 0
-        else:
+        elif which == 2:
             m.clocal = 0
         if m.ejected_at is not None:
             return False
@@ -248,7 +274,36 @@ class OutlierDetector:
                 returned.append(m.host)
         if returned:
             self._set_active_gauge()
-        return returned
+        self.last_sweep_ejected = self._rate_analysis(now)
+        for m in self._monitors.values():
+            m.total = m.ok = 0
+        return returned + self.last_sweep_ejected
+
+    def _rate_analysis(self, now: float) -> list[Any]:
+        """Envoy's success-rate and failure-percentage ejections over the last interval."""
+        cfg = self.config
+        ejected: list[Any] = []
+        if cfg.enforcing_success_rate > 0:
+            sample = [m for m in self._monitors.values()
+                      if m.ejected_at is None and m.total >= cfg.success_rate_request_volume]
+            if sample and len(sample) >= cfg.success_rate_minimum_hosts:
+                rates = [100.0 * m.ok / m.total for m in sample]
+                mean = sum(rates) / len(rates)
+                stdev = (sum((r - mean) ** 2 for r in rates) / len(rates)) ** 0.5
+                floor = mean - cfg.success_rate_stdev_factor * stdev
+                for m, rate in zip(sample, rates):
+                    if rate < floor and self._detected(m, 3, cfg.enforcing_success_rate, now):
+                        ejected.append(m.host)
+        if cfg.enforcing_failure_percentage > 0:
+            sample = [m for m in self._monitors.values() if m.ejected_at is None
+                      and m.total >= cfg.failure_percentage_request_volume]
+            if sample and len(sample) >= cfg.failure_percentage_minimum_hosts:
+                for m in sample:
+                    failed = 100.0 * (m.total - m.ok) / m.total
+                    if failed >= cfg.failure_percentage_threshold and \
+                            self._detected(m, 4, cfg.enforcing_failure_percentage, now):
+                        ejected.append(m.host)
+        return ejected
 
     def state(self, host: Any) -> dict[str, Any]:
         m = self._monitors.get(host.address)
