@@ -56,7 +56,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    skip_unless_pod_mode()
+    skip_unless_pod_mode(8080)
     m = Mesh(tmp_path_factory.mktemp("bookinfo-runtime"))
     try:
         m.up(EXAMPLES / "bookinfo" / "bookinfo.yaml", NETWORKING / "bookinfo-gateway.yaml",
@@ -162,6 +162,19 @@ def test_request_timeout(mesh):
     assert status == 200 and REVIEWS_UNAVAILABLE in body
     # 0.5 s route timeout, and productpage's one retry: about 1 s, not the 2 s delay
     assert 0.9 <= took <= 2.0, took
+
+
+def test_logs_and_restart(mesh):
+    pod = mesh.pod("ratings-v1")
+    out = mesh.ketch("logs", "ratings-v1")
+    assert out.returncode == 0 and "listening on 0.0.0.0:9080" in out.stdout
+    out = mesh.ketch("restart", "ratings-v1")
+    assert out.returncode == 0, out.stderr
+    assert pod["name"] in out.stdout
+    after = mesh.pod("ratings-v1")
+    assert after["name"] == pod["name"] and after["pids"] != pod["pids"]
+    assert mesh.ketch("logs", pod["name"]).stdout.count("listening on") == 2
+    assert mesh.ketch("restart", "no-such-deployment").returncode != 0
 
 
 def test_down_leaves_nothing_behind(mesh):

@@ -25,7 +25,7 @@ NETWORKING = SAMPLES / "bookinfo" / "networking"
 EXAMPLES = ROOT / "examples"
 
 
-def skip_unless_pod_mode() -> None:
+def skip_unless_pod_mode(*host_ports: int) -> None:
     from ketch.runtime.netexec import pod_mode_available
 
     ok, why = pod_mode_available()
@@ -33,6 +33,10 @@ def skip_unless_pod_mode() -> None:
         pytest.skip(f"needs pod mode (root, ip, iptables): {why}")
     if not SAMPLES.is_dir():
         pytest.skip(f"Istio samples not found at {SAMPLES}")
+    busy = [p for p in host_ports if not port_free(p)]
+    if busy:
+        # the gateway ports come from Istio's YAML; something else holds them here
+        pytest.skip(f"host port(s) {busy} in use; the gateway publishes there")
 
 
 def _free_port() -> int:

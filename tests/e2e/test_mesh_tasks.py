@@ -79,7 +79,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    skip_unless_pod_mode()
+    skip_unless_pod_mode(31400)
     m = Mesh(tmp_path_factory.mktemp("tasks-runtime"))
     try:
         m.up(EXAMPLES / "httpbin" / "httpbin.yaml", EXAMPLES / "httpbin" / "httpbin-v2.yaml",

@@ -209,7 +209,13 @@ class Runtime:
                     reply = {"error": f"no deployment {request.get('deployment')!r}"}
                 else:
                     await asyncio.gather(*(p.restart() for p in pods))
-                    reply = {"restarted": [p.spec.name for p in pods]}
+                    # answer once the pods serve again, as `kubectl rollout status` would
+                    waits = [asyncio.create_task(p.ready_event.wait()) for p in pods]
+                    _, pending = await asyncio.wait(waits, timeout=self.options.ready_timeout)
+                    for task in pending:
+                        task.cancel()
+                    reply = {"restarted": [p.spec.name for p in pods],
+                             "ready": not pending}
             elif op == "stop":
                 reply = {"stopping": True}
                 self.stop_event.set()
