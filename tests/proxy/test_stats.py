@@ -136,3 +136,18 @@ def test_per_request_update_is_cheap():
     per_request = (time.perf_counter() - t0) / n
     assert cs.upstream_rq_total.value == n
     assert per_request < 50e-6  # generous bound on a shared machine; ~3 µs idle
+
+
+def test_json_rendering_like_envoy():
+    store = Store()
+    cs = ClusterStats(store, "c")
+    cs.upstream_rq_total.inc(2)
+    cs.upstream_rq_time.record(3.0)
+    doc = store.render_json(filter="upstream_rq_t[io]")
+    values = {e["name"]: e["value"] for e in doc["stats"] if "name" in e}
+    assert values == {"cluster.c.upstream_rq_total": 2, "cluster.c.upstream_rq_timeout": 0}
+    hist = doc["stats"][-1]["histograms"]
+    assert hist["supported_quantiles"][2] == 50
+    (entry,) = hist["computed_quantiles"]
+    assert entry["name"] == "cluster.c.upstream_rq_time"
+    assert 1 <= entry["values"][2]["cumulative"] <= 5

@@ -15,7 +15,8 @@ API
   ``upstream_rq_completed``), `ListenerStats(store, address)` and `HttpStats(store,
   prefix)`; `ListenerStats`/`HttpStats` count ``downstream_*``.
 - `store.render_text()` is Envoy's ``/stats`` (``name: value`` lines, sorted; histograms as
-  ``P0(nan,x) P25(nan,x) …`` estimated from buckets); `store.render_prometheus()` is
+  ``P0(nan,x) P25(nan,x) …`` estimated from buckets); `store.render_json()` is
+  ``/stats?format=json``; `store.render_prometheus()` is
   ``/stats/prometheus`` (``envoy_cluster_upstream_rq_total{envoy_cluster_name="…"} 3``).
 - `IstioMetrics()` with `istio_labels(**labels) -> tuple` (the per-route/per-peer part,
   built once and reused) and `record_request(labels, response_code, grpc_status,
@@ -174,6 +175,27 @@ class Store:
             value = s.summary() if isinstance(s, Histogram) else s.value
             lines.append(f"{name}: {value}")
         return "\n".join(lines) + ("\n" if lines else "")
+
+    def render_json(self, filter: str | None = None) -> dict:
+        """Envoy's ``/stats?format=json``: ``{"stats": [{"name", "value"}, ...,
+        {"histograms": {"supported_quantiles": [...], "computed_quantiles": [...]}}]}``."""
+        pattern = re.compile(filter) if filter else None
+        stats: list[dict] = []
+        computed = []
+        for name in sorted(self._stats):
+            if pattern and not pattern.search(name):
+                continue
+            s = self._stats[name]
+            if isinstance(s, Histogram):
+                computed.append({"name": name, "values": [
+                    {"interval": None, "cumulative": None if s.count == 0 else s.quantile(q)}
+                    for q in _QUANTILES]})
+            else:
+                stats.append({"name": name, "value": s.value})
+        if computed:
+            stats.append({"histograms": {"supported_quantiles": list(_QUANTILES),
+                                         "computed_quantiles": computed}})
+        return {"stats": stats}
 
     def render_prometheus(self) -> str:
         families: dict[str, list[Stat]] = {}
