@@ -70,9 +70,9 @@ class Mesh:
         return subprocess.run([sys.executable, "-m", "ketch", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
-    def up(self, *paths: Path, timeout: float = 90) -> None:
+    def up(self, *paths: Path, timeout: float = 90, extra: tuple[str, ...] = ()) -> None:
         t0 = time.monotonic()
-        out = self.ketch("up", *(a for p in paths for a in ("-f", str(p))),
+        out = self.ketch("up", *(a for p in paths for a in ("-f", str(p))), *extra,
                          "--http-port", str(self.http_port), "--xds-port", str(self.xds_port),
                          "--timeout", str(timeout), timeout=timeout + 30)
         self.up_seconds = time.monotonic() - t0

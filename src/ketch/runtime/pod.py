@@ -144,7 +144,9 @@ class Pod:
 
     def _sidecar_argv(self) -> list[str]:
         argv = [*self._netns_prefix(), "setpriv", f"--reuid={PROXY_UID}",
-                f"--regid={PROXY_UID}", "--clear-groups", "--",
+                f"--regid={PROXY_UID}", "--clear-groups",
+                # changing uid clears the parent-death signal; ask for it again
+                "--pdeathsig", "SIGKILL", "--",
                 *(self.launch.proxy_command or (self.launch.python, "-m", "ketch", "proxy")),
                 self.proxy_mode,
                 "--control-plane", self.launch.xds_address, "--workload", self.spec.name,
