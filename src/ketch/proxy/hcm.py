@@ -56,6 +56,7 @@ class Http1Downstream:
         self.tunnel: Stream | None = None
         self.idle_timer = None
         self.corked: list[bytes] | None = None
+        self.fresh = True
 
     # -- asyncio
     def connection_made(self, transport) -> None:
@@ -70,6 +71,15 @@ class Http1Downstream:
             return
         if self.closing:
             return
+        if self.fresh:
+            self.fresh = False
+            if data[:3] == b"PRI" and self.hcm.codec != "HTTP1":  # h2c with prior knowledge
+                from ketch.proxy.hcm_h2 import H2Downstream
+
+                self.state.connections.discard(self)
+                self.closed = True
+                H2Downstream(self).takeover(self.transport, data)
+                return
         try:
             self.decoder.feed(data)
         except ProtocolError as exc:
@@ -185,9 +195,11 @@ class Http1Downstream:
 class Stream:
     """One request/response exchange through the filter chain and router."""
 
-    def __init__(self, conn: Http1Downstream, head) -> None:
+    def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
         self.conn = conn
         self.head = head
+        self.h2 = h2  # http2_io.DownstreamStream when the downstream speaks HTTP/2
+        self.resp_trailers = None
         self.state = conn.state
         self.snapshot = conn.state.snapshot  # in-flight requests finish on the config they started with
         self.t0 = time.monotonic()
@@ -266,7 +278,7 @@ class Stream:
             conn.original_dst = (host or authority, int(port) if port.isdigit() else 80)
         self.authority = authority
         self.upstream_target = target
-        if not self.request_complete and head.version == "1.1":
+        if not self.request_complete and head.version == "1.1" and self.h2 is None:
             expect = head.get("expect")
             if expect is not None and expect.lower() == "100-continue":
                 conn.write(_CONTINUE)  # like Envoy (proxy_100_continue off): answer it here, strip it upstream
@@ -492,8 +504,7 @@ class Stream:
         self.last_outcome = outcome
         if self.response_started:
             self.flags.append(outcome.flag or "UR")
-            self.conn.abort()
-            self.downstream_reset()
+            self.abort_downstream()
             return
         if self._maybe_retry(outcome, None):
             return
@@ -538,7 +549,10 @@ class Stream:
         head = self.head
         headers = strip_hop_by_hop(resp.headers, keep_upgrade=status == 101)
         no_body = head.method == "HEAD" or status in (204, 304) or status < 200
-        if status == 101:
+        if self.h2 is not None:
+            if resp.content_length is not None:
+                headers.append(("content-length", str(resp.content_length)))
+        elif status == 101:
             pass
         elif no_body:
             if resp.content_length is not None and head.method == "HEAD":
@@ -557,6 +571,9 @@ class Stream:
             headers = ops.apply(headers)
         if self.cors:
             headers.extend(self.cors)
+        if self.h2 is not None:
+            self.h2.send_response(status, headers, end_stream=no_body)
+            return True
         if status != 101 and (not self.keep_alive or not self.request_complete or self.conn.state.draining):
             self.keep_alive = False
             headers.append(("connection", "close"))
@@ -565,12 +582,32 @@ class Stream:
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)
+        if self.h2 is not None:
+            if not self.h2.send_data(data) and self.attempt is not None:
+                self.attempt.pause_response()
+            return
         self.conn.write(encode_chunk(data) if self.down_chunked else data)
 
+    def on_response_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        self.resp_trailers = trailers
+
     def on_response_end(self, att: Attempt) -> None:
-        if self.down_chunked:
-            self.conn.write(LAST_CHUNK)
+        if self.h2 is not None:
+            if self.resp_trailers:
+                self.h2.send_trailers(self.resp_trailers)
+            elif not self.h2_ended_at_head():
+                self.h2.send_data(b"", end_stream=True)
+        elif self.down_chunked:
+            if self.resp_trailers:
+                self.conn.write(b"0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in self.resp_trailers).encode("latin-1")
+                                + b"\r\n")
+            else:
+                self.conn.write(LAST_CHUNK)
         self.finish()
+
+    def h2_ended_at_head(self) -> bool:
+        head = self.head
+        return head.method == "HEAD" or self.status in (204, 304)
 
     # -- WebSocket / upgrade tunnel
     def on_upgrade(self, att: Attempt, rest: bytes) -> None:
@@ -612,20 +649,19 @@ class Stream:
 
     # -- flow control
     def pause_response(self) -> None:
-        if self.attempt is not None and self.attempt.conn is not None and self.attempt.conn.transport:
-            self.attempt.conn.transport.pause_reading()
+        if self.attempt is not None:
+            self.attempt.pause_response()
 
     def resume_response(self) -> None:
-        if self.attempt is not None and self.attempt.conn is not None and self.attempt.conn.transport:
-            self.attempt.conn.transport.resume_reading()
+        if self.attempt is not None:
+            self.attempt.resume_response()
 
     # -- endings
     def local_reply(self, status: int, body: bytes, extra=(), close: bool = False, route_ops: bool = False) -> None:
         if self.done:
             return
         if self.response_started:
-            self.conn.abort()
-            self.downstream_reset()
+            self.abort_downstream()
             return
         self.status = status
         self.response_started = True
@@ -640,6 +676,15 @@ class Stream:
             headers.extend(self.cors)
         headers.append(("date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
         headers.append(("server", self.conn.hcm.server_name))
+        if self.h2 is not None:
+            if self.head.method == "HEAD":
+                body = b""
+            self.resp_bytes = len(body)
+            self.h2.send_response(status, headers, end_stream=not body)
+            if body:
+                self.h2.send_data(body, end_stream=True)
+            self.finish()
+            return
         if close or not self.request_complete or not self.keep_alive or self.state.draining:
             self.keep_alive = False
             headers.append(("connection", "close"))
@@ -648,6 +693,14 @@ class Stream:
         self.resp_bytes = len(body)
         self.conn.write(encode_response_head(status, headers) + body)
         self.finish()
+
+    def abort_downstream(self) -> None:
+        """The response cannot be completed: reset the stream (HTTP/2) or the connection."""
+        if self.h2 is not None:
+            self.h2.reset()
+        else:
+            self.conn.abort()
+        self.downstream_reset()
 
     def finish(self) -> None:
         if self.done:
@@ -709,7 +762,7 @@ class Attempt:
     """One upstream try: the pool waiter and the connection's exchange."""
 
     __slots__ = ("stream", "cluster", "host", "number", "conn", "pool", "sent_at", "per_try", "released",
-                 "discard", "req_paused", "downstream")
+                 "discard", "req_paused", "downstream", "h2s")
 
     def __init__(self, stream: Stream, cluster, host, number: int) -> None:
         self.stream = stream
@@ -724,6 +777,7 @@ class Attempt:
         self.discard = False
         self.req_paused = False
         self.downstream = stream.conn
+        self.h2s = None  # http2_io.UpstreamStream when the cluster speaks HTTP/2
 
     def _release(self) -> None:
         if not self.released:
@@ -763,17 +817,66 @@ class Attempt:
         if pt:
             self.per_try = s.state.loop.call_later(pt, self._per_try_timeout)
 
+    def on_pool_ready_h2(self, conn) -> None:
+        s = self.stream
+        if s.done or s.attempt is not self:
+            self._release()
+            return
+        self.sent_at = time.monotonic()
+        headers = [(k, v) for k, v in s.upstream_headers
+                   if k not in ("host", "transfer-encoding", "connection", "keep-alive", "upgrade")]
+        if s.route.include_attempt_count:
+            headers.append(("x-envoy-attempt-count", str(self.number)))
+        authority = next((v for k, v in s.upstream_headers if k == "host"), s.authority)
+        body = b"".join(s.body)
+        end_now = s.request_complete and not body
+        try:
+            self.h2s = conn.open_stream(self, s.head.method, authority, s.upstream_target, headers,
+                                        end_stream=end_now)
+        except Exception:  # noqa: BLE001 - the connection went away between check and use
+            self.on_pool_failure("connection failure", "UF")
+            return
+        if body:
+            self.h2s.send_data(body, end_stream=s.request_complete)
+            if s.body_overflow:
+                s.body.clear()
+        if not s.request_complete:
+            s.sink = self
+        pt = s.route.action.retry_policy.per_try_timeout
+        if pt:
+            self.per_try = s.state.loop.call_later(pt, self._per_try_timeout)
+
+    def on_response_trailers(self, trailers) -> None:
+        if not self.discard:
+            self.stream.on_response_trailers(list(trailers))
+
+    def on_drain(self) -> None:
+        self.resume_request()
+
+    def pause_response(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.pause_reading()
+
+    def resume_response(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.resume_reading()
+
     def on_pool_failure(self, reason: str, flag: str) -> None:
         self._release()
         self.stream.attempt_failed(self, retry_mod.CONNECT_FAILURE if reason == "connection failure"
                                    else retry_mod.Outcome(retry_mod.CONNECT, 503, None, "UF", reason))
 
     def write_body(self, data: bytes) -> None:
-        if self.conn is not None:
+        if self.h2s is not None:
+            if not self.h2s.send_data(data):
+                self.pause_request()
+        elif self.conn is not None:
             self.conn.write(encode_chunk(data) if self.stream.head.chunked else data)
 
     def write_end(self) -> None:
-        if self.conn is not None and self.stream.head.chunked:
+        if self.h2s is not None:
+            self.h2s.end()
+        elif self.conn is not None and self.stream.head.chunked:
             self.conn.write(LAST_CHUNK)
 
     def _per_try_timeout(self) -> None:
@@ -787,7 +890,11 @@ class Attempt:
     def cancel(self) -> None:
         """Abandon this try: the connection cannot be reused mid-exchange."""
         self._release()
-        if self.conn is not None:
+        if self.h2s is not None:
+            h2s, self.h2s = self.h2s, None
+            self.discard = True
+            h2s.reset()
+        elif self.conn is not None:
             conn, self.conn = self.conn, None
             conn.abort()
         else:
@@ -862,6 +969,26 @@ class MirrorAttempt:
         self.conn = conn
         conn.start(self, self.head_request)
         conn.write(self.data)
+
+    def on_pool_ready_h2(self, conn) -> None:
+        head, _, body = self.data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = [tuple(x.split(": ", 1)) for x in lines[1:]]
+        authority = next((v for k, v in headers if k == "host"), "")
+        headers = [(k, v) for k, v in headers if k not in ("host", "transfer-encoding", "connection")]
+        try:
+            st = conn.open_stream(self, method, authority, target, headers, end_stream=not body)
+            if body:
+                st.send_data(body, end_stream=True)
+        except Exception:  # noqa: BLE001 - fire and forget
+            self._release()
+
+    def on_response_trailers(self, trailers) -> None:
+        pass
+
+    def on_drain(self) -> None:
+        pass
 
     def on_pool_failure(self, reason: str, flag: str) -> None:
         self._release()

@@ -240,4 +240,6 @@ def strip_hop_by_hop(headers: list[tuple[str, str]], keep_upgrade: bool = False)
     drop = HOP_BY_HOP | named
     if keep_upgrade:
         drop = drop - {"upgrade", "connection"}
-    return [(k, v) for k, v in headers if k not in drop and k != "content-length"]
+    # `te: trailers` is end to end in practice (gRPC requires it); Envoy keeps it too
+    return [(k, v) for k, v in headers
+            if (k not in drop or (k == "te" and v.strip().lower() == "trailers")) and k != "content-length"]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
 from ketch.proxy.http1 import ProtocolError, ResponseDecoder
+from ketch.proxy.http2_io import H2ClientConnection
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
@@ -155,6 +156,7 @@ class HostPool:
         self.conns: set[UpstreamConnection] = set()
         self.pending: deque = deque()
         self.connecting = 0
+        self.h2: list[H2ClientConnection] = []
 
     def __repr__(self) -> str:
         return (f"<HostPool {self.addr[0]}:{self.addr[1]} [Connections: {len(self.conns)} total, "
@@ -192,6 +194,62 @@ class HostPool:
         c.stats.upstream_cx_active.value += 1
         c.stats.upstream_cx_http1_total.value += 1
         self.release(conn, True)
+
+    # -- HTTP/2: one connection multiplexes many streams
+    def h2_ready(self) -> H2ClientConnection | None:
+        for conn in self.h2:
+            if conn.capacity() > 0:
+                return conn
+        return None
+
+    def connect_h2(self) -> None:
+        self.connecting += 1
+        self.cluster.stats.upstream_cx_total.value += 1
+        self.cluster.loop.create_task(self._connect_h2())
+
+    async def _connect_h2(self) -> None:
+        c = self.cluster
+        conn = H2ClientConnection(max_requests=c.config.max_requests_per_connection,
+                                  on_capacity=self._h2_capacity, on_closed=self._h2_closed)
+        try:
+            await asyncio.wait_for(c.loop.create_connection(lambda: conn, self.addr[0], self.addr[1]),
+                                   c.config.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.connecting -= 1
+            c.breakers.default.connections.release()
+            if isinstance(exc, asyncio.TimeoutError):
+                c.stats.upstream_cx_connect_timeout.value += 1
+            c.stats.upstream_cx_connect_fail.value += 1
+            c.outlier_connect_failure(self.host)
+            waiters, self.pending = list(self.pending), deque()
+            for waiter in waiters:  # they were all waiting on this one connection
+                c.pending_done()
+                waiter.on_pool_failure("connection failure", "UF")
+            return
+        self.connecting -= 1
+        self.h2.append(conn)
+        c.stats.upstream_cx_active.value += 1
+        c.stats.upstream_cx_http2_total.value += 1
+        self._h2_capacity(conn)
+
+    def _h2_capacity(self, conn: H2ClientConnection) -> None:
+        c = self.cluster
+        while self.pending and conn.capacity() > 0:
+            waiter = self.pending.popleft()
+            c.pending_done()
+            waiter.on_pool_ready_h2(conn)
+        if self.pending and self.connecting == 0 and self.h2_ready() is None:
+            if c.breakers.default.connections.try_acquire():
+                self.connect_h2()
+
+    def _h2_closed(self, conn: H2ClientConnection) -> None:
+        if conn in self.h2:
+            self.h2.remove(conn)
+            c = self.cluster
+            c.stats.upstream_cx_active.value -= 1
+            c.stats.upstream_cx_destroy.value += 1
+            c.breakers.default.connections.release()
+            c.kick()
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         c = self.cluster
@@ -328,6 +386,21 @@ class ClusterRuntime:
         self.stats.upstream_rq_active.value += 1
         host.active_rq += 1
         waiter.pool = pool
+        if self.config.http2:
+            h2 = pool.h2_ready()
+            if h2 is not None:
+                waiter.on_pool_ready_h2(h2)
+                return True
+            if not res.pending.try_acquire():
+                self.release_request(host)
+                self.stats.upstream_rq_total.value -= 1
+                return False
+            self.stats.upstream_rq_pending_total.value += 1
+            self._pending_gauge.value += 1
+            pool.pending.append(waiter)
+            if pool.connecting == 0 and res.connections.try_acquire():
+                pool.connect_h2()
+            return True
         conn = pool.take_idle()
         if conn is not None:
             waiter.on_pool_ready(conn)
@@ -362,6 +435,10 @@ class ClusterRuntime:
         """A connection slot freed: open connections for pools with unserved waiters."""
         conns = self.breakers.default.connections
         for pool in self.pools.values():
+            if self.config.http2:
+                if pool.pending and pool.connecting == 0 and pool.h2_ready() is None and conns.try_acquire():
+                    pool.connect_h2()
+                continue
             while pool.pending and pool.connecting < len(pool.pending) and conns.can_create():
                 conns.try_acquire()
                 pool.connect()
@@ -393,5 +470,8 @@ class ClusterRuntime:
             for conn in list(pool.idle):
                 conn.close()
             pool.idle.clear()
+            for h2 in list(pool.h2):
+                if h2.active_streams == 0:
+                    h2.close()
         if self._tick is not None:
             self._tick.cancel()
