@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,11 @@ _JSONISH = st.recursive(
 def strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
     """Input data (YAML shape) for a value of type `tp`."""
     origin = get_origin(tp)
+    if origin is Annotated:
+        base, *meta = get_args(tp)
+        low = next((m.ge for m in meta if hasattr(m, "ge")), None)
+        high = next((m.le for m in meta if hasattr(m, "le")), None)
+        return st.integers(low, high) if base is int else strategy(base, depth)
     if origin in (Union, types.UnionType):
         members = [a for a in get_args(tp) if a is not type(None)]
         return st.one_of([strategy(a, depth) for a in members])
@@ -34,7 +39,7 @@ def strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
         return st.lists(strategy(get_args(tp)[0], depth + 1), max_size=2 if depth < 3 else 0)
     if origin is dict:
         key, value = get_args(tp)
-        keys = st.integers(1, 65535) if key is int else _NAME
+        keys = _NAME if key is str else st.integers(1, 65535)
         return st.dictionaries(keys, strategy(value, depth + 1), max_size=2 if depth < 3 else 0)
     if isinstance(tp, type) and issubclass(tp, Spec):
         return spec_data(tp, depth + 1)
@@ -52,7 +57,7 @@ def strategy(tp: Any, depth: int) -> st.SearchStrategy[Any]:
 def spec_data(cls: type[Spec], depth: int) -> st.SearchStrategy[dict[str, Any]]:
     if depth > 4:
         return st.just({})
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     optional = {
         (f.alias or name): st.deferred(lambda tp=hints[name]: strategy(tp, depth))
         for name, f in cls.model_fields.items()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import Field
 
 from ketch.model.base import Spec
 
 Duration = str  # kept as written ("1.5s"); see ketch.model.duration
 Struct = dict[str, Any]  # google.protobuf.Struct
+# proto integer widths: protobuf's unmarshal rejects values outside them
+Int32 = Annotated[int, Ge(-(2**31)), Le(2**31 - 1)]
+UInt32 = Annotated[int, Ge(0), Le(2**32 - 1)]
+UInt64 = Annotated[int, Ge(0), Le(2**64 - 1)]
 
 
 class StringMatch(Spec):
@@ -19,7 +24,7 @@ class StringMatch(Spec):
 
 
 class PortSelector(Spec):
-    number: int | None = None
+    number: UInt32 | None = None
 
 
 class Percent(Spec):
@@ -54,10 +59,10 @@ class PolicyTargetReference(Spec):
 class Port(Spec):
     """Gateway server port, ServiceEntry port and Sidecar port share this shape."""
 
-    number: int | None = None
+    number: UInt32 | None = None
     protocol: str | None = None
     name: str | None = None
-    target_port: int | None = None
+    target_port: UInt32 | None = None
 
 
 TLSProtocol = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
@@ -100,13 +105,13 @@ class ClientTLSSettings(Spec):
 
 
 class TCPKeepalive(Spec):
-    probes: int | None = None
+    probes: UInt32 | None = None
     time: Duration | None = None
     interval: Duration | None = None
 
 
 class TCPSettings(Spec):
-    max_connections: int | None = None
+    max_connections: Int32 | None = None
     connect_timeout: Duration | None = None
     tcp_keepalive: TCPKeepalive | None = None
     max_connection_duration: Duration | None = None
@@ -114,14 +119,14 @@ class TCPSettings(Spec):
 
 
 class HTTPSettings(Spec):
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
+    http1_max_pending_requests: Int32 | None = None
+    http2_max_requests: Int32 | None = None
+    max_requests_per_connection: Int32 | None = None
+    max_retries: Int32 | None = None
     idle_timeout: Duration | None = None
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: bool | None = None
-    max_concurrent_streams: int | None = None
+    max_concurrent_streams: Int32 | None = None
 
 
 class ConnectionPoolSettings(Spec):
@@ -131,7 +136,7 @@ class ConnectionPoolSettings(Spec):
 
 class Distribute(Spec):
     from_: str | None = Field(default=None, alias="from")
-    to: dict[str, int] = {}
+    to: dict[str, UInt32] = {}
 
 
 class Failover(Spec):

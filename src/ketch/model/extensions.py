@@ -7,7 +7,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ketch.model.base import Spec
-from ketch.model.common import PolicyTargetReference, PortSelector, Struct, TypeWorkloadSelector
+from ketch.model.common import (
+    Int32,
+    PolicyTargetReference,
+    PortSelector,
+    Struct,
+    TypeWorkloadSelector,
+    UInt32,
+)
 
 # ---- EnvoyFilter -----------------------------------------------------------------------
 
@@ -52,11 +59,11 @@ class FilterChainMatch(Spec):
     transport_protocol: str | None = None
     application_protocols: str | None = None
     filter: FilterMatch | None = None
-    destination_port: int | None = None
+    destination_port: UInt32 | None = None
 
 
 class ListenerMatch(Spec):
-    port_number: int | None = None
+    port_number: UInt32 | None = None
     port_name: str | None = None
     filter_chain: FilterChainMatch | None = None
     listener_filter: str | None = None
@@ -75,7 +82,7 @@ class VirtualHostMatch(Spec):
 
 
 class RouteConfigurationMatch(Spec):
-    port_number: int | None = None
+    port_number: UInt32 | None = None
     port_name: str | None = None
     gateway: str | None = None
     vhost: VirtualHostMatch | None = None
@@ -83,7 +90,7 @@ class RouteConfigurationMatch(Spec):
 
 
 class ClusterMatch(Spec):
-    port_number: int | None = None
+    port_number: UInt32 | None = None
     service: str | None = None
     subset: str | None = None
     name: str | None = None
@@ -115,7 +122,7 @@ class EnvoyFilter(Spec):
     workload_selector: EnvoyFilterWorkloadSelector | None = None
     target_refs: tuple[PolicyTargetReference, ...] = ()
     config_patches: tuple[EnvoyConfigObjectPatch, ...] = ()
-    priority: int | None = None
+    priority: Int32 | None = None
 
 
 # ---- ProxyConfig -----------------------------------------------------------------------
@@ -127,7 +134,7 @@ class ProxyImage(Spec):
 
 class ProxyConfig(Spec):
     selector: TypeWorkloadSelector | None = None
-    concurrency: int | None = None
+    concurrency: Int32 | None = None
     environment_variables: dict[str, str] = {}
     image: ProxyImage | None = None
 
@@ -161,7 +168,7 @@ class WasmPlugin(Spec):
     plugin_config: dict[str, Any] | None = None
     plugin_name: str | None = None
     phase: Literal["UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"] | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     fail_strategy: Literal["FAIL_CLOSE", "FAIL_OPEN"] | None = None
     vm_config: VmConfig | None = None
     match: tuple[TrafficSelector, ...] = ()

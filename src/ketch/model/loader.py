@@ -109,6 +109,10 @@ def reason_of(err: dict[str, Any]) -> str:
         return f'unknown value "{err["input"]}" for enum (one of: {expected})'
     if kind == "missing":
         return "required field missing"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        ctx = err.get("ctx", {})
+        bound = f">= {ctx['ge']}" if "ge" in ctx else f"<= {ctx['le']}"
+        return f"value {err['input']} out of range: must be {bound}"
     if kind in _TYPE_NAMES:
         return f"wrong type: expected {_TYPE_NAMES[kind]}, got {_describe(err['input'])}"
     return str(err["msg"])

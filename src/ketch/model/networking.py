@@ -11,11 +11,14 @@ from ketch.model.common import (
     ConnectionPoolSettings,
     Destination,
     Duration,
+    Int32,
     LocalityLoadBalancerSetting,
     Port,
     PortSelector,
     ServerTLSSettings,
     TypeWorkloadSelector,
+    UInt32,
+    UInt64,
     WorkloadSelector,
 )
 
@@ -35,11 +38,11 @@ class HTTPCookie(Spec):
 
 
 class RingHash(Spec):
-    minimum_ring_size: int | None = None
+    minimum_ring_size: UInt64 | None = None
 
 
 class MagLev(Spec):
-    table_size: int | None = None
+    table_size: UInt64 | None = None
 
 
 class ConsistentHashLB(Spec):
@@ -49,7 +52,7 @@ class ConsistentHashLB(Spec):
     http_query_parameter_name: str | None = None
     ring_hash: RingHash | None = None
     maglev: MagLev | None = None
-    minimum_ring_size: int | None = None  # deprecated by ringHash
+    minimum_ring_size: UInt64 | None = None  # deprecated by ringHash
 
 
 class WarmupConfiguration(Spec):
@@ -71,20 +74,20 @@ class LoadBalancerSettings(Spec):
 
 class OutlierDetection(Spec):
     split_external_local_origin_errors: bool | None = None
-    consecutive_local_origin_failures: int | None = None
-    consecutive_gateway_errors: int | None = None
-    consecutive_5xx_errors: int | None = None
-    consecutive_errors: int | None = None  # deprecated
+    consecutive_local_origin_failures: UInt32 | None = None
+    consecutive_gateway_errors: UInt32 | None = None
+    consecutive_5xx_errors: UInt32 | None = None
+    consecutive_errors: Int32 | None = None  # deprecated
     interval: Duration | None = None
     base_ejection_time: Duration | None = None
-    max_ejection_percent: int | None = None
-    min_health_percent: int | None = None
+    max_ejection_percent: Int32 | None = None
+    min_health_percent: Int32 | None = None
 
 
 class TunnelSettings(Spec):
     protocol: str | None = None
     target_host: str | None = None
-    target_port: int | None = None
+    target_port: UInt32 | None = None
 
 
 class ProxyProtocol(Spec):
@@ -93,7 +96,7 @@ class ProxyProtocol(Spec):
 
 class RetryBudget(Spec):
     percent: float | None = None
-    min_retry_concurrency: int | None = None
+    min_retry_concurrency: UInt32 | None = None
 
 
 class PortTrafficPolicy(Spec):
@@ -151,11 +154,11 @@ class Gateway(Spec):
 
 class WorkloadEntry(Spec):
     address: str | None = None
-    ports: dict[str, int] = {}
+    ports: dict[str, UInt32] = {}
     labels: dict[str, str] = {}
     network: str | None = None
     locality: str | None = None
-    weight: int | None = None
+    weight: UInt32 | None = None
     service_account: str | None = None
 
 
@@ -183,7 +186,7 @@ class HTTPHeader(Spec):
 
 class HTTPHealthCheckConfig(Spec):
     path: str | None = None
-    port: int | None = None
+    port: UInt32 | None = None
     host: str | None = None
     scheme: str | None = None
     http_headers: tuple[HTTPHeader, ...] = ()
@@ -191,7 +194,7 @@ class HTTPHealthCheckConfig(Spec):
 
 class TCPHealthCheckConfig(Spec):
     host: str | None = None
-    port: int | None = None
+    port: UInt32 | None = None
 
 
 class ExecHealthCheckConfig(Spec):
@@ -199,16 +202,16 @@ class ExecHealthCheckConfig(Spec):
 
 
 class GrpcHealthCheckConfig(Spec):
-    port: int | None = None
+    port: UInt32 | None = None
     service: str | None = None
 
 
 class ReadinessProbe(Spec):
-    initial_delay_seconds: int | None = None
-    timeout_seconds: int | None = None
-    period_seconds: int | None = None
-    success_threshold: int | None = None
-    failure_threshold: int | None = None
+    initial_delay_seconds: Int32 | None = None
+    timeout_seconds: Int32 | None = None
+    period_seconds: Int32 | None = None
+    success_threshold: Int32 | None = None
+    failure_threshold: Int32 | None = None
     http_get: HTTPHealthCheckConfig | None = None
     tcp_socket: TCPHealthCheckConfig | None = None
     exec: ExecHealthCheckConfig | None = None

@@ -7,7 +7,12 @@ from typing import Literal
 from pydantic import Field
 
 from ketch.model.base import Spec
-from ketch.model.common import Duration, PolicyTargetReference, TypeWorkloadSelector
+from ketch.model.common import (
+    Duration,
+    PolicyTargetReference,
+    TypeWorkloadSelector,
+    UInt32,
+)
 
 MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
 
@@ -19,7 +24,7 @@ class MutualTLS(Spec):
 class PeerAuthentication(Spec):
     selector: TypeWorkloadSelector | None = None
     mtls: MutualTLS | None = None
-    port_level_mtls: dict[int, MutualTLS] = {}
+    port_level_mtls: dict[UInt32, MutualTLS] = {}
 
 
 class JWTHeader(Spec):

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from ketch.model.base import Spec
-from ketch.model.common import Duration, PolicyTargetReference, TypeWorkloadSelector
+from ketch.model.common import (
+    Duration,
+    PolicyTargetReference,
+    TypeWorkloadSelector,
+)
 
 WorkloadMode = Literal["CLIENT_AND_SERVER", "CLIENT", "SERVER"]
 

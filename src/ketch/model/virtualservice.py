@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 from ketch.model.base import Spec
-from ketch.model.common import Destination, Duration, Percent, StringMatch
+from ketch.model.common import (
+    Destination,
+    Duration,
+    Int32,
+    Percent,
+    StringMatch,
+    UInt32,
+)
 
 
 class HeaderOperations(Spec):
@@ -26,7 +33,7 @@ class HTTPMatchRequest(Spec):
     method: StringMatch | None = None
     authority: StringMatch | None = None
     headers: dict[str, StringMatch] = {}
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = {}
     gateways: tuple[str, ...] = ()
     query_params: dict[str, StringMatch] = {}
@@ -38,22 +45,22 @@ class HTTPMatchRequest(Spec):
 
 class HTTPRouteDestination(Spec):
     destination: Destination | None = None
-    weight: int | None = None
+    weight: Int32 | None = None
     headers: Headers | None = None
 
 
 class RouteDestination(Spec):
     destination: Destination | None = None
-    weight: int | None = None
+    weight: Int32 | None = None
 
 
 class HTTPRedirect(Spec):
     uri: str | None = None
     authority: str | None = None
-    port: int | None = None
+    port: UInt32 | None = None
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
     scheme: str | None = None
-    redirect_code: int | None = None
+    redirect_code: UInt32 | None = None
 
 
 class HTTPBody(Spec):
@@ -62,7 +69,7 @@ class HTTPBody(Spec):
 
 
 class HTTPDirectResponse(Spec):
-    status: int | None = None
+    status: UInt32 | None = None
     body: HTTPBody | None = None
 
 
@@ -83,7 +90,7 @@ class HTTPRewrite(Spec):
 
 
 class HTTPRetry(Spec):
-    attempts: int | None = None
+    attempts: Int32 | None = None
     per_try_timeout: Duration | None = None
     retry_on: str | None = None
     retry_remote_localities: bool | None = None
@@ -106,11 +113,11 @@ class Delay(Spec):
     fixed_delay: Duration | None = None
     exponential_delay: Duration | None = None
     percentage: Percent | None = None
-    percent: int | None = None  # deprecated by percentage
+    percent: Int32 | None = None  # deprecated by percentage
 
 
 class Abort(Spec):
-    http_status: int | None = None
+    http_status: Int32 | None = None
     grpc_status: str | None = None
     http2_error: str | None = None
     percentage: Percent | None = None
@@ -139,7 +146,7 @@ class HTTPRoute(Spec):
     fault: HTTPFaultInjection | None = None
     mirror: Destination | None = None
     mirrors: tuple[HTTPMirrorPolicy, ...] = ()
-    mirror_percent: int | None = None  # deprecated by mirrorPercentage
+    mirror_percent: UInt32 | None = None  # deprecated by mirrorPercentage
     mirror_percentage: Percent | None = None
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
@@ -148,7 +155,7 @@ class HTTPRoute(Spec):
 class TLSMatchAttributes(Spec):
     sni_hosts: tuple[str, ...] = ()
     destination_subnets: tuple[str, ...] = ()
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = {}
     gateways: tuple[str, ...] = ()
     source_namespace: str | None = None
@@ -156,7 +163,7 @@ class TLSMatchAttributes(Spec):
 
 class L4MatchAttributes(Spec):
     destination_subnets: tuple[str, ...] = ()
-    port: int | None = None
+    port: UInt32 | None = None
     source_labels: dict[str, str] = {}
     gateways: tuple[str, ...] = ()
     source_namespace: str | None = None

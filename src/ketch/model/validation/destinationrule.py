@@ -151,7 +151,9 @@ def connection_pool(ctx: Ctx, path: Path, cp: ConnectionPoolSettings | None) -> 
 
 
 def _is_prime(x: int) -> bool:
-    if 0 < x < 4:
+    if x <= 0:
+        return False
+    if x < 4:
         return True
     if x % 2 == 0:
         return False
