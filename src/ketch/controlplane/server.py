@@ -105,7 +105,8 @@ class ControlPlane:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+            ("grpc.http2.max_ping_strikes", 0),  # never GOAWAY a proxy for pinging
         ])
         self.xds.add_to(self._grpc)
         self.xds_port = self._grpc.add_insecure_port(f"{_grpc_host(o.host)}:{o.xds_port}")
@@ -129,6 +130,7 @@ class ControlPlane:
             unsubscribe()
         self._unsubscribe.clear()
         if self._grpc is not None:
+            self.xds.close_streams()
             await self._grpc.stop(self.options.grace)
         if self._runner is not None:
             await self._runner.cleanup()

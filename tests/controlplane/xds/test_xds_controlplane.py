@@ -123,3 +123,23 @@ async def test_config_and_registry_changes_reach_the_proxy(control_plane) -> Non
         async with http.get(f"{base}/metrics") as resp:
             text = await resp.text()
         assert 'pilot_xds_pushes{type="eds"}' in text and "pilot_xds 1" in text
+
+
+async def test_stop_ends_streams_promptly() -> None:
+    from ketch.controlplane.rest import make_app
+
+    options = ControlPlaneOptions(host="127.0.0.1", xds_port=0, http_port=0, grace=30.0)
+    cp = ControlPlane(options, store=store_mod.MemoryStore(), registry=Registry(ttl=30),
+                      mesh=None, generate=generate, parse_node=parse_node,
+                      build_snapshot=build, make_app=make_app)
+    await cp.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{cp.xds_port}")
+    c = Client(channel, "sidecar~10.0.0.9~p.default~x")
+    await c.send(CLUSTER)
+    await c.read()
+    started = asyncio.get_running_loop().time()
+    await cp.stop()
+    # the stream ended cleanly, well before the 30 s grace
+    assert await asyncio.wait_for(c.call.read(), 10) is grpc.aio.EOF
+    assert asyncio.get_running_loop().time() - started < 15
+    await channel.close()

@@ -109,6 +109,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         for _, stream in self._connections.values():
             stream.request_push(change)
 
+    def close_streams(self) -> None:
+        """End every ADS stream (on shutdown): proxies keep their config and reconnect."""
+        for _, stream in self._connections.values():
+            stream.events.put_nowait(_EOF)
+
     def add_to(self, server: grpc.aio.Server) -> None:
         # Registered by hand rather than with the generated helper, so responses can be
         # serialized from pre-encoded resources (`Response.to_bytes`).
