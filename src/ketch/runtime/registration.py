@@ -73,6 +73,16 @@ class RegistryClient:
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
 
+    async def proxies(self) -> list[dict] | None:
+        try:
+            async with self._s().get(f"{self.base}/api/v1/proxies") as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+                return list(body.get("items") or [])
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+
     async def healthy(self) -> bool:
         try:
             async with self._s().get(f"{self.base}/healthz") as resp:

@@ -143,6 +143,7 @@ class Runtime:
                                                   (gateway.net.ip, port)))
             self._set(published=tuple(f"{self.options.publish_host}:{p}" for p in published))
         await self._wait_ready()
+        await self._wait_synced()
         self.servers.append(await asyncio.start_unix_server(self._control,
                                                             path=str(self.state.socket)))
         self._set(phase="Ready")
@@ -195,6 +196,27 @@ class Runtime:
             late = [p.spec.name for p in self.pods.values() if not p.ready_event.is_set()]
             raise UpError(f"pods not ready after {self.options.ready_timeout:g} s: "
                           + ", ".join(late))
+
+    async def _wait_synced(self, timeout: float = 15.0) -> None:
+        """Ready means routable: every pod's proxy connected and acknowledging the same
+        snapshot, which includes the last registration (seen twice, 0.3 s apart, so a
+        debounced push in flight is not missed)."""
+        ids = {p.net.ip for p in self.pods.values()}
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            items = await self.registry.proxies() or []
+            mine = [p for p in items if str(p.get("id", "")).split("~")[1:2] and
+                    str(p["id"]).split("~")[1] in ids]
+            versions = {p.get("version") for p in mine}
+            synced = all(t.get("status") == "SYNCED" for p in mine
+                         for t in (p.get("types") or {}).values())
+            state = (len(mine), tuple(sorted(map(str, versions))))
+            if len({p["id"].split("~")[1] for p in mine}) >= len(ids) and synced \
+                    and len(versions) == 1 and state == last:
+                return
+            last = state if synced else None
+            await asyncio.sleep(0.3)
 
     # -- control socket -------------------------------------------------------------------
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
