@@ -162,3 +162,17 @@ def test_pod_and_service_items_in_kubernetes_shape(tmp_path):
     svc = service_items(tmp_path)[0]
     assert svc["spec"] == {"clusterIP": "10.96.0.5",
                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+
+
+def test_gateway_ports_published_for_gateways_selecting_the_ingress():
+    from ketch.runtime.supervisor import gateway_ports
+
+    samples = Path(__file__).resolve().parents[3] / "shared" / "istio-samples"
+    if not samples.is_dir():
+        pytest.skip(f"Istio samples not found at {samples}")
+    docs = manifest.read_documents([samples / "bookinfo" / "networking" /
+                                    "bookinfo-gateway.yaml",
+                                    samples / "tcp-echo" / "tcp-echo-all-v1.yaml"])
+    other = {"kind": "Gateway", "spec": {"selector": {"istio": "egressgateway"},
+                                         "servers": [{"port": {"number": 443}}]}}
+    assert gateway_ports([*docs, other]) == [8080, 31400]
