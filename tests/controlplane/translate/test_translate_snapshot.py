@@ -192,3 +192,27 @@ spec:
     # routers do not serve inbound traffic for the services that select them
     router = proxy("shop", {"app": "web"}, kind="router")
     assert "inbound|80||" not in generate(snap, router, CLUSTER)
+
+
+def test_grpc_clusters_use_balancers_grpc_has() -> None:
+    text = SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: ops}
+spec:
+  host: api.ops.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+  subsets:
+  - name: sticky
+    labels: {v: "1"}
+    trafficPolicy:
+      loadBalancer: {consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 65537}}}
+"""
+    snap = Snapshot.build(load_configs(text))
+    grpc_clusters = generate(snap, proxy("ops", generator="grpc"), CLUSTER)
+    envoy_clusters = generate(snap, proxy("ops"), CLUSTER)
+    name, sticky = "outbound|7070||api.ops.svc.cluster.local", "outbound|7070|sticky|api.ops.svc.cluster.local"
+    C = type(grpc_clusters[name])
+    assert (grpc_clusters[name].lb_policy, grpc_clusters[sticky].lb_policy) == (C.ROUND_ROBIN, C.RING_HASH)
+    assert (envoy_clusters[name].lb_policy, envoy_clusters[sticky].lb_policy) == (C.RANDOM, C.MAGLEV)

@@ -24,7 +24,7 @@ from ketch.controlplane.translate.scope import ProxyScope, gateway_key, servers_
 from ketch.controlplane.translate.service import Protocol, Resolution, Service, ServicePort
 from ketch.controlplane.translate import tls_route
 from ketch.controlplane.translate.util import (
-    attr, cluster_name, enum_name, fqdn, host_matches, seq,
+    attr, cluster_name, enum_name, host_matches, seq,
 )
 
 C = cluster_pb2.Cluster
@@ -35,6 +35,22 @@ def _dr_key(dr: Any) -> tuple | None:
 
 
 # -- CDS / EDS -------------------------------------------------------------------------
+_GRPC_LB = {C.ROUND_ROBIN, C.RING_HASH, C.LEAST_REQUEST}
+
+
+def _grpc_compatible(built: list[cluster_pb2.Cluster], grpc: bool) -> list[cluster_pb2.Cluster]:
+    """gRPC clients NACK load balancers they lack: Maglev hashes on a ring, RANDOM is
+    round robin."""
+    if not grpc:
+        return built
+    for c in built:
+        if c.lb_policy == C.MAGLEV:
+            c.lb_policy = C.RING_HASH
+            c.ClearField("maglev_lb_config")
+        elif c.lb_policy not in _GRPC_LB:
+            c.lb_policy = C.ROUND_ROBIN
+    return built
+
 def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Cluster]:
     snap = scope.snapshot
     out: dict[str, cluster_pb2.Cluster] = {}
@@ -46,8 +62,8 @@ def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Clu
                 continue
             key = ("clusters", svc.kind, svc.namespace, svc.hostname, port.number,
                    _dr_key(dr), grpc)
-            built = snap.memo(key, lambda: outbound_clusters(
-                svc, port, dr, snap.endpoints(svc, port), snap.mesh, default_lb))
+            built = snap.memo(key, lambda: _grpc_compatible(outbound_clusters(
+                svc, port, dr, snap.endpoints(svc, port), snap.mesh, default_lb), grpc))
             for c in built:
                 if grpc and c.type not in (C.EDS, C.LOGICAL_DNS):
                     continue  # gRPC's xDS client rejects other discovery types
@@ -281,5 +297,5 @@ def _server_allows(gw: Any, server: Any, vs_ns: str, host: str) -> bool:
 
 __all__ = [
     "clusters", "load_assignments", "sidecar_listeners", "sidecar_routes",
-    "router_listeners", "router_routes", "tcp_route", "fqdn",
+    "router_listeners", "router_routes", "tcp_route",
 ]
