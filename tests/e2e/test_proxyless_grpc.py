@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -235,6 +236,9 @@ def test_virtual_service_split_header_match_and_live_update(mesh, tmp_path: Path
         proxies = cp.http.get("/api/v1/proxies").json()["items"]
         [grpc_proxy] = [p for p in proxies if p["type"] == "grpc"]
         assert {t["type"] for t in grpc_proxy["types"].values()} >= {"LDS", "RDS", "CDS", "EDS"}
+        dump = cp.http.get(f"/api/v1/proxies/{grpc_proxy['id']}/config").json()
+        listeners = dump["configs"][0]["dynamicListeners"]
+        assert [x["name"] for x in listeners] == [f"{HOST}:{PORT}"]
 
         # a new VirtualService, same client: a probe rule tells when it arrived
         resp = cp.apply(virtual_service(30, 70, probe=True))
@@ -245,6 +249,12 @@ def test_virtual_service_split_header_match_and_live_update(mesh, tmp_path: Path
         counts = client.calls(n)
         assert within(counts, "v1", 0.30, n) and within(counts, "v2", 0.70, n), counts
         assert client.calls(50, {"x-canary": "yes"}) == {"v2": 50}
+        # the push of the new VirtualService was timed from the change to the client's ACK
+        metrics = cp.http.get("/metrics").text
+        for name in ('pilot_xds_pushes{type="rds"}', "pilot_xds_push_time_bucket", "pilot_xds 1"):
+            assert name in metrics, name
+        converged = re.search(r'pilot_proxy_convergence_time_count\{type="RDS"\} (\d+)', metrics)
+        assert converged and int(converged.group(1)) >= 1, metrics
     finally:
         client.close()
 
