@@ -26,9 +26,9 @@ EXAMPLES = ROOT / "examples"
 
 
 def skip_unless_pod_mode(*host_ports: int) -> None:
-    from ketch.runtime.netexec import pod_mode_available
+    from ketch.runtime.netexec import probe_pod_mode
 
-    ok, why = pod_mode_available()
+    ok, why = probe_pod_mode()
     if not ok:
         pytest.skip(f"needs pod mode (root, ip, iptables): {why}")
     if not SAMPLES.is_dir():

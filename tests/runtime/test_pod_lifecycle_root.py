@@ -19,7 +19,7 @@ from ketch.runtime.pod import LaunchConfig, Pod
 from ketch.runtime.registration import RegistryClient
 from ketch.runtime.state import StateDir
 
-ok, why = netexec.pod_mode_available()
+ok, why = netexec.probe_pod_mode()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not ok, reason=f"needs pod mode: {why}")]
 
 # Stub proxy: records its uid and start time, answers /healthz/ready on 15021 after 0.5 s.

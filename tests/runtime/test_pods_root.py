@@ -16,7 +16,7 @@ import pytest
 
 from ketch.runtime import manifest, netexec, netplan
 
-ok, why = netexec.pod_mode_available()
+ok, why = netexec.probe_pod_mode()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not ok, reason=f"needs pod mode: {why}")]
 
 # A stand-in proxy: on each port, answer every connection with "<tag> <orig dst>\n".

@@ -41,6 +41,24 @@ def pod_mode_available() -> tuple[bool, str]:
     return True, ""
 
 
+def probe_pod_mode() -> tuple[bool, str]:
+    """pod_mode_available, then really create a namespace with a nat rule in it (a
+    container may be root yet lack CAP_SYS_ADMIN/CAP_NET_ADMIN)."""
+    ok, why = pod_mode_available()
+    if not ok:
+        return ok, why
+    name = f"kprobe{os.getpid()}"
+    try:
+        run(["ip", "netns", "add", name])
+        run(["ip", "netns", "exec", name, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp",
+             "-j", "REDIRECT", "--to-ports", "15001"])
+        return True, ""
+    except NetError as exc:
+        return False, str(exc)
+    finally:
+        run(["ip", "netns", "del", name], check=False)
+
+
 def run(cmd: Sequence[str], *, input: str | None = None, check: bool = True) -> str:
     proc = subprocess.run(list(cmd), input=input, capture_output=True, text=True)
     if check and proc.returncode != 0:
