@@ -193,3 +193,23 @@ async def test_mirror_sends_shadow_copy():
             assert r.status_code == 200 and r.text == "main"
             await asyncio.wait_for(got.wait(), 5)
         assert seen == [("svc-shadow:8080", "/m", b"payload")]
+
+
+async def test_upstream_idle_timeout_closes_pooled_connections():
+    async def ok(req: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async with upstream(ok) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))],
+                      [cluster("c", up, commonHttpProtocolOptions={"idleTimeout": "0.2s"})])
+        async with running_proxy(b) as p, httpx.AsyncClient() as c:
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
+            st = p.state.snapshot.clusters["c"].stats
+            for _ in range(50):
+                if st.upstream_cx_idle_timeout.value:
+                    break
+                await asyncio.sleep(0.05)
+            assert st.upstream_cx_idle_timeout.value == 1
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
+            assert st.upstream_cx_total.value == 2

@@ -195,6 +195,13 @@ class Http1Downstream:
 class Stream:
     """One request/response exchange through the filter chain and router."""
 
+    __slots__ = ("conn", "head", "h2", "resp_trailers", "state", "snapshot", "t0", "flags", "status", "req_bytes",
+                 "resp_bytes", "body", "body_len", "body_overflow", "request_complete", "sink", "started",
+                 "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
+                 "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
+                 "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
+                 "tunnel_att")
+
     def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
         self.conn = conn
         self.head = head
@@ -232,6 +239,8 @@ class Stream:
         self.last_outcome = None
         self.upstream_host = None
         self.request_id = ""
+        self.hdrs: dict[str, str] = {}
+        self.tunnel_att = None
 
     # -- request side
     def on_request_body(self, data: bytes) -> None:
@@ -626,14 +635,14 @@ class Stream:
             att.conn.write(pending)
 
     def tunnel_from_downstream(self, data: bytes) -> None:
-        att = getattr(self, "tunnel_att", None)
+        att = self.tunnel_att
         if att is not None and att.conn is not None:
             att.conn.write(data)
         else:
             self.body.append(data)
 
     def tunnel_downstream_eof(self) -> None:
-        att = getattr(self, "tunnel_att", None)
+        att = self.tunnel_att
         if att is not None and att.conn is not None and att.conn.transport is not None:
             if att.conn.transport.can_write_eof():
                 att.conn.transport.write_eof()

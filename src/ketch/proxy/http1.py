@@ -237,6 +237,9 @@ def strip_hop_by_hop(headers: list[tuple[str, str]], keep_upgrade: bool = False)
     for k, v in headers:
         if k == "connection":
             named.update(t.strip().lower() for t in v.split(","))
+    if not named and not keep_upgrade:  # the common case: one pass, no set building
+        return [(k, v) for k, v in headers
+                if (k not in HOP_BY_HOP or (k == "te" and v.strip().lower() == "trailers")) and k != "content-length"]
     drop = HOP_BY_HOP | named
     if keep_upgrade:
         drop = drop - {"upgrade", "connection"}

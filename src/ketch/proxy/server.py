@@ -174,7 +174,7 @@ class ProxyState:
                 upstream_ms = str(int((time.monotonic() - attempt.sent_at) * 1000))
             line = (f'[{ts}Z] "{head.method} {stream.upstream_target} HTTP/{head.version}" {status} {flags} '
                     f'{stream.req_bytes} {stream.resp_bytes} {int(duration_ms)} {upstream_ms} '
-                    f'"{stream.hdrs.get("x-forwarded-for", "-") if hasattr(stream, "hdrs") else "-"}" '
+                    f'"{stream.hdrs.get("x-forwarded-for", "-")}" '
                     f'"{head.get("user-agent") or "-"}" "{stream.request_id or "-"}" "{stream.authority}" '
                     f'"{host}" {cname} {conn.local[0]}:{conn.local[1]} {conn.peer[0]}:{conn.peer[1]}\n')
             try:

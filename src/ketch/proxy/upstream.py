@@ -30,7 +30,7 @@ from ketch.proxy.stats import ClusterStats, Store
 class UpstreamConnection(asyncio.Protocol):
     """One HTTP/1.1 connection to one host; serves one exchange at a time."""
 
-    __slots__ = ("pool", "transport", "decoder", "exchange", "served", "idle_timer", "closed",
+    __slots__ = ("pool", "transport", "decoder", "exchange", "served", "idle_timer", "closed", "idle_since",
                  "tunnel", "born", "keep_alive", "until_close")
 
     def __init__(self, pool: HostPool) -> None:
@@ -40,6 +40,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = None
         self.served = 0
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.closed = False
         self.tunnel = False
         self.keep_alive = True
@@ -157,6 +158,7 @@ class HostPool:
         self.pending: deque = deque()
         self.connecting = 0
         self.h2: list[H2ClientConnection] = []
+        self.sweep: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return (f"<HostPool {self.addr[0]}:{self.addr[1]} [Connections: {len(self.conns)} total, "
@@ -270,12 +272,20 @@ class HostPool:
             return
         self.idle.append(conn)
         if c.config.idle_timeout:
-            conn.idle_timer = c.loop.call_later(c.config.idle_timeout, self._idle_expired, conn)
+            # no timer per request: stamp the connection; a sweep per pool closes the stale ones
+            conn.idle_since = c.loop.time()
+            if self.sweep is None:
+                self.sweep = c.loop.call_later(min(c.config.idle_timeout, 30.0), self._sweep_idle)
 
-    def _idle_expired(self, conn: UpstreamConnection) -> None:
-        if conn in self.idle:
-            self.cluster.stats.upstream_cx_idle_timeout.value += 1
+    def _sweep_idle(self) -> None:
+        self.sweep = None
+        c = self.cluster
+        limit = c.loop.time() - c.config.idle_timeout
+        for conn in [x for x in self.idle if x.idle_since <= limit]:
+            c.stats.upstream_cx_idle_timeout.value += 1
             conn.close()
+        if self.idle and not c.draining:
+            self.sweep = c.loop.call_later(min(c.config.idle_timeout, 30.0), self._sweep_idle)
 
     def on_closed(self, conn: UpstreamConnection) -> None:
         if conn in self.idle:
