@@ -225,6 +225,11 @@ def test_virtual_service_split_header_match_and_live_update(mesh, tmp_path: Path
 
     client = start_client()
     try:
+        # The apply and the registration may land in two pushes: wait until both versions
+        # answer (loops on chance, too: 0.8**40 that 40 calls all reach v1).
+        deadline = time.monotonic() + 60
+        while set(client.calls(40)) != {"v1", "v2"}:
+            assert time.monotonic() < deadline, f"v1 and v2 never both served:\n{cp.output()}"
         n = 1000
         counts = client.calls(n)
         assert set(counts) <= {"v1", "v2"}, (counts, cp.output())
