@@ -121,6 +121,7 @@ class Pod:
                                 state.log_dir(spec.name) / f"{c.name}.log", state.root)
                            for c in spec.containers]
         self.registered = False
+        self._last_reported = False  # the readiness the registry last heard
         self.stopping = False
         self._tasks: list[asyncio.Task] = []
         self.ready_event = asyncio.Event()
@@ -237,8 +238,6 @@ class Pod:
             if ready and self.registered:
                 self.ready_event.set()
             await asyncio.sleep(0.2 if not ready else 1.0)
-
-    _last_reported = False
 
     async def _watch(self, proc: Proc) -> None:
         while not self.stopping:
