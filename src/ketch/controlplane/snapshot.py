@@ -8,6 +8,7 @@ memoised on the snapshot; a new snapshot starts with an empty memo.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +37,7 @@ from ketch.controlplane.translate.util import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 KINDS_READ = (
     "Service", "ServiceEntry", "WorkloadEntry", "VirtualService", "DestinationRule",
     "Gateway", "Sidecar",
@@ -84,10 +86,15 @@ class Snapshot:
             items.sort(key=_order)
 
         services: list[Service] = []
-        for res in by_kind["Service"]:
-            services.extend(services_from_kubernetes(res))
-        for res in by_kind["ServiceEntry"]:
-            services.extend(services_from_service_entry(res))
+        for kind, convert in (("Service", services_from_kubernetes),
+                              ("ServiceEntry", services_from_service_entry)):
+            for res in by_kind[kind]:
+                try:
+                    services.extend(convert(res))
+                except (ValueError, TypeError, AttributeError):
+                    # one malformed object must not take the whole mesh's config down
+                    log.exception("skipping %s %s/%s", kind, res.metadata.namespace,
+                                  res.metadata.name)
         hosts: dict[str, list[Service]] = defaultdict(list)
         for svc in services:
             hosts[svc.hostname].append(svc)

@@ -216,3 +216,20 @@ spec:
     C = type(grpc_clusters[name])
     assert (grpc_clusters[name].lb_policy, grpc_clusters[sticky].lb_policy) == (C.ROUND_ROBIN, C.RING_HASH)
     assert (envoy_clusters[name].lb_policy, envoy_clusters[sticky].lb_policy) == (C.RANDOM, C.MAGLEV)
+
+
+def test_an_untranslatable_virtual_service_falls_back_to_the_default_route(caplog) -> None:
+    from ketch.controlplane.translate.testing import attribute_view
+
+    broken = attribute_view({  # not through the model's validation: a weight that is no number
+        "kind": "VirtualService", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"hosts": ["web"], "http": [{"route": [
+            {"destination": {"host": "web"}, "weight": "lots"},
+            {"destination": {"host": "web"}, "weight": "more"}]}]},
+    })
+    snap = Snapshot.build(load_configs(SERVICES) + [broken])
+    routes = generate(snap, proxy("shop"), ROUTE)["80"]
+    (web,) = [v for v in routes.virtual_hosts if v.name.startswith("web.")]
+    assert web.routes[0].name == "default"
+    assert web.routes[0].route.cluster == "outbound|80||web.shop.svc.cluster.local"
+    assert "falling back" in caplog.text

@@ -3,6 +3,7 @@ turned into Envoy routes in order (first match wins; one Envoy route per match e
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -19,6 +20,9 @@ from ketch.controlplane.translate.route_match import (
 )
 from ketch.controlplane.translate.service import Service, ServicePort
 from ketch.controlplane.translate.util import attr, cluster_name, duration, fqdn, seq
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,14 @@ def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
                ctx.grpc, vs.metadata.namespace, vs.metadata.name)
 
     def build() -> rc.VirtualHost:
-        routes = vs_routes(vs, ctx) if vs is not None else []
+        routes: list[rc.Route] = []
+        if vs is not None:
+            try:
+                routes = vs_routes(vs, ctx)
+            except (ValueError, TypeError, AttributeError):
+                # Istio skips a VirtualService it cannot translate; the service stays reachable
+                log.exception("VirtualService %s/%s: falling back to the default route",
+                              vs.metadata.namespace, vs.metadata.name)
         if not routes:
             # as Istio, the default route still honours the DestinationRule's consistentHash
             hashing = ra.hash_policies(policy_for(dr, port.number).load_balancer) if dr else []
