@@ -62,11 +62,15 @@ def netns():
         # a veth pair inside the namespace gives the service range a route (names are per-namespace)
         sh(*ex, "ip", "link", "add", "svc0", "type", "veth", "peer", "name", "svc1")
         sh(*ex, "ip", "addr", "add", "10.96.0.1/16", "dev", "svc0")
+        sh(*ex, "ip", "addr", "add", "10.97.0.1/16", "dev", "svc0")
         sh(*ex, "ip", "link", "set", "svc0", "up")
         sh(*ex, "ip", "link", "set", "svc1", "up")
         # as istio-init does for outbound: service traffic goes to the sidecar's 15001
         sh(*ex, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "10.96.0.0/16",
            "-j", "REDIRECT", "--to-ports", "15001")
+        # stands in for inbound capture (PREROUTING in a pod): this range goes to 15006
+        sh(*ex, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "10.97.0.0/16",
+           "-j", "REDIRECT", "--to-ports", "15006")
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
@@ -93,6 +97,21 @@ def bootstrap() -> dict:
         "filterChains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy",
                                        "typedConfig": {"@type": TCP, "statPrefix": "tcp", "cluster": "outbound|80||web"}}]}]}
 
+    inbound = {
+        "name": "virtualInbound", "address": {"socketAddress": {"address": "0.0.0.0", "portValue": 15006}},
+        "listenerFilters": [{"name": "envoy.filters.listener.original_dst", "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}],
+        "filterChains": [
+            {"name": "inbound|8080||", "filterChainMatch": {"destinationPort": 8080},
+             "filters": [{"name": "envoy.filters.network.http_connection_manager", "typedConfig": {
+                 "@type": HCM, "statPrefix": "inbound_0.0.0.0_8080", "httpFilters": [ROUTER],
+                 "routeConfig": {"name": "inbound|8080||", "virtualHosts": [{
+                     "name": "inbound|http|8080", "domains": ["*"], "routes": [
+                         {"match": {"prefix": "/"}, "route": {"cluster": "inbound|8080||"}}]}]}}}]},
+            {"name": "inbound-passthrough", "filters": [{"name": "envoy.filters.network.tcp_proxy",
+                                                         "typedConfig": {"@type": TCP, "statPrefix": "bh",
+                                                                         "cluster": "BlackHoleCluster"}}]}]}
+
     def static(name: str, port: int | None) -> dict:
         c = {"name": name, "type": "STATIC", "connectTimeout": "1s"}
         if port:
@@ -102,8 +121,9 @@ def bootstrap() -> dict:
 
     return {"node": {"id": "sidecar~10.96.0.1~client.default~default.svc.cluster.local", "cluster": "client.default",
                      "metadata": {"INTERCEPTION_MODE": "REDIRECT"}},
-            "staticResources": {"listeners": [outbound, http_80, tcp_vip],
-                                "clusters": [static("outbound|80||web", 8080), static("BlackHoleCluster", None)]},
+            "staticResources": {"listeners": [outbound, http_80, tcp_vip, inbound],
+                                "clusters": [static("outbound|80||web", 8080), static("inbound|8080||", 8080),
+                                             static("BlackHoleCluster", None)]},
             "admin": {"address": {"socketAddress": {"address": "127.0.0.1", "portValue": 15000}}}}
 
 
@@ -130,6 +150,13 @@ def test_redirected_http_and_tcp_reach_the_listener_of_the_original_destination(
         raw = subprocess.run([*ex, "curl", "-s", "http://10.96.0.20:9000/raw"], capture_output=True, text=True,
                              timeout=20)
         assert raw.stdout == "backend saw host=10.96.0.20:9000 path=/raw"
+        # inbound: the original destination's port picks virtualInbound's chain (no hand-off)
+        inb = subprocess.run([*ex, "curl", "-s", "http://10.97.0.5:8080/in"], capture_output=True, text=True,
+                             timeout=20)
+        assert inb.stdout == "backend saw host=10.97.0.5:8080 path=/in"
+        other = subprocess.run([*ex, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.97.0.5:9999/"],
+                               capture_output=True, text=True, timeout=20)
+        assert other.stdout == "000"
         # anything else lands on 15001's own chain (BlackHoleCluster): the connection is closed
         bh = subprocess.run([*ex, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.96.0.30:7777/"],
                             capture_output=True, text=True, timeout=20)

@@ -235,6 +235,7 @@ class ListenerConfig:
     filter_chains: tuple[FilterChain, ...] = ()
     default_chain: FilterChain | None = None
     inspect: bool = False  # peek at the first bytes (tls/http inspectors) before choosing a chain
+    original_dst_filter: bool = False  # envoy.filters.listener.original_dst: match on the original destination
     proto: Message | None = field(default=None, repr=False)
 
     @property
@@ -346,12 +347,12 @@ def compile_listener(lst: listener_pb2.Listener) -> ListenerConfig:
     if not lst.address.HasField("socket_address"):
         raise Unsupported(f"{where}.address: only socket addresses are supported")
     sa = lst.address.socket_address
-    inspect = False
+    inspect = od_filter = False
     for lf in lst.listener_filters:
         if lf.name in ("envoy.filters.listener.tls_inspector", "envoy.filters.listener.http_inspector"):
             inspect = True
         elif lf.name == "envoy.filters.listener.original_dst":
-            pass  # recovered on every accept on redirect listeners anyway
+            od_filter = True
         else:
             raise Unsupported(f"{where}.listener_filters: {lf.name} is not supported")
     chains = tuple(c for i, fc in enumerate(lst.filter_chains)
@@ -364,7 +365,8 @@ def compile_listener(lst: listener_pb2.Listener) -> ListenerConfig:
         bind_to_port=not lst.HasField("bind_to_port") or lst.bind_to_port.value,
         use_original_dst=lst.HasField("use_original_dst") and lst.use_original_dst.value,
         filter_chains=chains, default_chain=default,
-        inspect=inspect and any(c.match.needs_inspection for c in chains), proto=lst)
+        inspect=inspect and any(c.match.needs_inspection for c in chains), original_dst_filter=od_filter,
+        proto=lst)
 
 
 def _ip(value: str):

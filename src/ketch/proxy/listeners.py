@@ -99,12 +99,13 @@ class AcceptProtocol(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")[:2]
         self.dst = local
         target = self.listener
-        if target.use_original_dst:
+        if target.use_original_dst or target.original_dst_filter:
             od = original_dst(transport.get_extra_info("socket"))
             if od is not None and od != tuple(local):
                 self.dst, self.redirected = od, True
-                target = m.handoff_target(od) or target
-            elif m.state.explicit_proxy:
+                if target.use_original_dst:  # hand-off (virtualOutbound); the filter alone only re-addresses
+                    target = m.handoff_target(od) or target
+            elif target.use_original_dst and m.state.explicit_proxy:
                 self.explicit = True
         self.listener = target
         if self.explicit or target.inspect:
