@@ -14,7 +14,7 @@ PEER_AUTHENTICATION = [
     Case("pa-port-level-without-selector", PA, {"spec.selector": DELETE, "spec.portLevelMtls": {"8080": {"mode": "DISABLE"}}}, {"spec.portLevelMtls": {"8080": {"mode": "DISABLE"}}}, "spec.portLevelMtls", "mesh/namespace peer authentication cannot have port level mTLS"),
     Case("pa-port-level-range", PA, {"spec.portLevelMtls": {"0": {"mode": "DISABLE"}}}, {"spec.portLevelMtls": {"9080": {"mode": "PERMISSIVE"}}}, "spec.portLevelMtls[0]", "port must be in range 1..65535"),
     Case("pa-mode-enum", PA, {"spec.mtls.mode": "ON"}, {"spec.mtls.mode": "PERMISSIVE"}, "spec.mtls.mode", 'unknown value "ON" for enum (one of: UNSET, DISABLE, PERMISSIVE, STRICT)'),
-    Case("pa-port-level-mode-enum", PA, {"spec.portLevelMtls": {"9080": {"mode": "OFF"}}}, {"spec.portLevelMtls": {"9080": {"mode": "DISABLE"}}}, "spec.portLevelMtls.9080.mode", 'unknown value "OFF" for enum (one of: UNSET, DISABLE, PERMISSIVE, STRICT)'),
+    Case("pa-port-level-mode-enum", PA, {"spec.portLevelMtls": {"9080": {"mode": "OFF"}}}, {"spec.portLevelMtls": {"9080": {"mode": "DISABLE"}}}, "spec.portLevelMtls[9080].mode", 'unknown value "OFF" for enum (one of: UNSET, DISABLE, PERMISSIVE, STRICT)'),
     Case("pa-selector-wildcard", PA, {"spec.selector.matchLabels": {"app": "rev*"}}, {"spec.selector.matchLabels": {"app": "reviews"}}, "spec.selector.matchLabels[app]", 'wildcard is not supported in selector: "app=rev*"'),
     Case("pa-selector-empty-key", PA, {"spec.selector.matchLabels": {"": "x"}}, {"spec.selector.matchLabels": {"x": ""}}, "spec.selector.matchLabels[]", 'empty key is not supported in selector: "=x"'),
 ]

@@ -187,3 +187,14 @@ def test_with_meta_copies_and_equality_ignores_origin() -> None:
     assert moved != vs
     assert vs.with_origin(None) == vs
     assert vs.to_dict()["spec"]["http"][0]["route"][0] == {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}
+
+
+def test_structural_errors_in_maps_use_brackets() -> None:
+    text = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: r\n  labels: {app: [x]}\nspec:\n  hosts: [r]\n"
+        "  http:\n  - match:\n    - headers:\n        x-user: {exakt: bob}\n    route: [{destination: {host: r}}]\n"
+    )
+    errors = {i.path: i for i in load_text(text).errors}
+    assert errors["spec.http[0].match[0].headers[x-user].exakt"].line == 11
+    assert errors["spec.http[0].match[0].headers[x-user].exakt"].reason == 'unknown field "exakt"'
+    assert errors["metadata.labels[app]"].line == 5

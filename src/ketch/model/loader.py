@@ -6,13 +6,14 @@ Loading validates: a document with errors is reported and left out of `resources
 from __future__ import annotations
 
 import sys
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ketch.model.kinds import KINDS, group_of, kind_id
 from ketch.model.meta import Issue, ObjectMeta, Origin
@@ -58,6 +59,45 @@ def format_path(loc: Sequence[str | int]) -> str:
             out += f"[{part}]"
         else:
             out += ("." if out else "") + part
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """The container or message type behind Optional/Annotated; Any for scalar unions."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return Any
+            tp = members[0]
+        else:
+            return tp
+
+
+def typed_path(model: type[BaseModel], loc: Sequence[str | int]) -> str:
+    """`loc` printed with map keys in brackets (`headers[x-user]`), known by walking the model."""
+    out = ""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            out += ("." if out else "") + str(part)
+            field = tp.model_fields.get(str(part)) or next(
+                (f for f in tp.model_fields.values() if f.alias == part), None
+            )
+            tp = field.annotation if field is not None else Any
+        elif origin in (tuple, list):
+            out += f"[{part}]"
+            tp = get_args(tp)[0]
+        elif origin is dict:
+            out += f"[{part}]"
+            tp = get_args(tp)[1]
+        else:
+            out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
     return out
 
 
@@ -127,10 +167,11 @@ class _Doc:
         self.namespace = ""
         self.name = ""
 
-    def issue(self, path: Sequence[str | int], reason: str, level: str = "Error") -> Issue:
+    def issue(self, path: Sequence[str | int], reason: str, level: str = "Error", shown: str | None = None) -> Issue:
         full = [*self.base, *path]
         line = line_of(self.node, full) if self.node is not None else 0
-        return Issue(self.file, line, self.kind, self.namespace, self.name, format_path(path), reason, level)  # type: ignore[arg-type]
+        text = format_path(path) if shown is None else shown
+        return Issue(self.file, line, self.kind, self.namespace, self.name, text, reason, level)  # type: ignore[arg-type]
 
 
 def _load_one(data: Any, doc: _Doc, sink: _Sink, validators: bool) -> None:
@@ -203,12 +244,13 @@ def _load_one(data: Any, doc: _Doc, sink: _Sink, validators: bool) -> None:
         except ValidationError as exc:
             seen: set[str] = set()
             for err in exc.errors():
-                loc = [*spec_loc, *_clean_loc(err["loc"])]
-                path = format_path(loc)
-                if path in seen:
+                inner = _clean_loc(err["loc"])
+                loc = [*spec_loc, *inner]
+                shown = ".".join(p for p in (format_path(spec_loc), typed_path(info.spec_type, inner)) if p)
+                if shown in seen:
                     continue
-                seen.add(path)
-                issues.append(doc.issue(loc, reason_of(err)))
+                seen.add(shown)
+                issues.append(doc.issue(loc, reason_of(err), shown=shown))
     if metadata is None or spec is None or issues:
         sink.issues.extend(sorted(issues, key=lambda i: i.line))
         return
@@ -251,8 +293,9 @@ def _metadata(meta: Any, namespaced: bool, doc: _Doc, issues: list[Issue]) -> Ob
         parsed = ObjectMeta.model_validate(meta)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ["metadata", *_clean_loc(err["loc"])]
-            issues.append(doc.issue(loc, reason_of(err)))
+            inner = _clean_loc(err["loc"])
+            shown = "metadata." + typed_path(ObjectMeta, inner) if inner else "metadata"
+            issues.append(doc.issue(["metadata", *inner], reason_of(err), shown=shown))
         return None
     namespace = (parsed.namespace or "default") if namespaced else None
     if namespace != parsed.namespace:
