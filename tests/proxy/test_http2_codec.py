@@ -313,3 +313,24 @@ def test_fuzz_client_codec_against_a_hostile_upstream(frames, tail):
     except H2ProtocolError:
         assert client.closed
         assert ex.reset == "connection termination" or ex.ended
+
+
+def test_settings_from_envoy_protocol_options():
+    from envoy.config.core.v3 import protocol_pb2
+    from google.protobuf import wrappers_pb2
+
+    from ketch.proxy.http2 import H2Settings
+    from ketch.proxy.protoutil import Unsupported
+
+    s = H2Settings.from_proto(protocol_pb2.Http2ProtocolOptions(
+        max_concurrent_streams=wrappers_pb2.UInt32Value(value=7),
+        initial_connection_window_size=wrappers_pb2.UInt32Value(value=1 << 21),
+        allow_connect=True))
+    assert (s.max_concurrent_streams, s.initial_connection_window_size) == (7, 1 << 21)
+    assert H2Settings.from_proto(protocol_pb2.Http2ProtocolOptions()) == H2Settings()
+    with pytest.raises(Unsupported, match="connection_keepalive"):
+        H2Settings.from_proto(protocol_pb2.Http2ProtocolOptions(
+            connection_keepalive=protocol_pb2.KeepaliveSettings()))
+    # The options reach the wire: a client sees the server's stream limit.
+    p = Pair(**{k: v for k, v in s.codec_options().items() if k != "initial_window_size"})
+    assert p.client.capacity() == 7

@@ -8,8 +8,12 @@ API
 - `is_h2_preface(data) -> bool | None`: does a plaintext connection start with the HTTP/2
   client preface (h2c prior knowledge)? None while too few bytes arrived to tell.
 - `H2Codec(client_side, on_request=None, max_concurrent_streams=1024,
-  initial_window_size=1 MiB, max_frame_size=16384)`; ``initiate()`` queues the preface and
-  SETTINGS.
+  initial_window_size=1 MiB, max_frame_size=16384, connection_window_size=None,
+  header_table_size=4096)`; ``initiate()`` queues the preface and SETTINGS.
+  `H2Settings.from_proto(envoy.config.core.v3.Http2ProtocolOptions)` validates a
+  cluster's or connection manager's options (`Unsupported` for what would change
+  behaviour, e.g. ``connection_keepalive``, ``allow_metadata``) and ``.codec_options()``
+  gives these keyword arguments.
 - Server side: for each new stream ``on_request(stream_id, head, end_stream)`` is called with
   the same `http1.RequestHead` the HTTP/1.1 codec produces (``version="2"``, ``:authority``
   as a ``host`` header, ``:path`` as ``target``; ``chunked`` means "a body of unknown length
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import h2.config
@@ -60,7 +65,8 @@ from hyperframe.frame import GoAwayFrame
 
 from ketch.proxy.http1 import RequestHead, ResponseHead
 
-__all__ = ["PREFACE", "is_h2_preface", "H2Codec", "H2ProtocolError", "ErrorCodes"]
+__all__ = ["PREFACE", "is_h2_preface", "H2Codec", "H2ProtocolError", "ErrorCodes",
+           "H2Settings"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
@@ -94,6 +100,56 @@ def _outbound(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+# Envoy's flood and abuse limits: without them we are less defended, but valid traffic
+# behaves the same, so accepting them is honest.
+_TOLERATED = ("allow_connect", "max_outbound_frames", "max_outbound_control_frames",
+              "max_consecutive_inbound_frames_with_empty_payload",
+              "max_inbound_priority_frames_per_stream",
+              "max_inbound_window_update_frames_per_data_frame_sent",
+              "stream_error_on_invalid_http_messaging",
+              "override_stream_error_on_invalid_http_message", "use_oghttp2_codec")
+
+
+@dataclass(frozen=True, slots=True)
+class H2Settings:
+    """What `H2Codec` takes from Envoy's ``Http2ProtocolOptions`` (Envoy's defaults:
+    unlimited streams, 256 MiB windows; ours are smaller: a Python proxy buffers less)."""
+
+    max_concurrent_streams: int = 1024
+    initial_stream_window_size: int = 1 << 20
+    initial_connection_window_size: int = 1 << 20
+    header_table_size: int = 4096
+
+    @classmethod
+    def from_proto(cls, msg: Any, where: str = "http2_protocol_options") -> "H2Settings":
+        """Raises `Unsupported` (the NACK reason) for options that would change behaviour."""
+        from ketch.proxy.protoutil import Unsupported
+
+        allowed = {"hpack_table_size", "max_concurrent_streams", "initial_stream_window_size",
+                   "initial_connection_window_size", *_TOLERATED}
+        for field, _ in msg.ListFields():
+            if field.name not in allowed:
+                raise Unsupported(f"{where}: field '{field.name}' is not supported")
+
+        def u32(name: str, default: int) -> int:
+            return getattr(msg, name).value if msg.HasField(name) else default
+
+        return cls(
+            max_concurrent_streams=min(u32("max_concurrent_streams", 1024), 2**31 - 1),
+            initial_stream_window_size=min(u32("initial_stream_window_size", 1 << 20),
+                                           2**31 - 1),
+            initial_connection_window_size=min(u32("initial_connection_window_size", 1 << 20),
+                                               2**31 - 1),
+            header_table_size=u32("hpack_table_size", 4096),
+        )
+
+    def codec_options(self) -> dict[str, int]:
+        return {"max_concurrent_streams": self.max_concurrent_streams,
+                "initial_window_size": self.initial_stream_window_size,
+                "connection_window_size": self.initial_connection_window_size,
+                "header_table_size": self.header_table_size}
+
+
 class _Connection(h2.connection.H2Connection):
     """h2 treats any GOAWAY as the end: its state machine closes and in-flight responses
     become protocol errors. A graceful GOAWAY (NO_ERROR) only forbids new streams, so for
@@ -123,7 +179,8 @@ class _Out:
 class H2Codec:
     def __init__(self, client_side: bool, on_request: Callable[..., Any] | None = None,
                  max_concurrent_streams: int = 1024, initial_window_size: int = 1 << 20,
-                 max_frame_size: int = 16384) -> None:
+                 max_frame_size: int = 16384, connection_window_size: int | None = None,
+                 header_table_size: int = 4096) -> None:
         config = h2.config.H2Configuration(client_side=client_side, header_encoding="latin-1",
                                            validate_inbound_headers=True)
         self.conn = _Connection(config=config)
@@ -132,12 +189,14 @@ class H2Codec:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
             h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame_size,
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            h2.settings.SettingCodes.HEADER_TABLE_SIZE: header_table_size,
         })
         self.client_side = client_side
         self.on_request = on_request
         self.handlers: dict[int, Any] = {}
         self._out: dict[int, _Out] = {}
-        self._window = initial_window_size
+        self._window = (connection_window_size if connection_window_size is not None
+                        else initial_window_size)
         self.goaway_received = False
         self.draining = False
         self.closed = False
