@@ -114,6 +114,9 @@ def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext,
 def _route_action(rule: Any, ns: str, ctx: RouteContext, route: rc.Route) -> rc.RouteAction:
     action = rc.RouteAction()
     dests = seq(attr(rule, "route"))
+    if len(dests) > 1:
+        # as Istio: a 0-weight destination is dropped while others carry the traffic
+        dests = tuple(d for d in dests if int(attr(d, "weight") or 0) > 0) or dests
     if len(dests) == 1:
         action.cluster = destination_cluster(dests[0].destination, ns, ctx)
         ra.apply_headers(route, attr(dests[0], "headers"))
