@@ -45,11 +45,20 @@ __all__ = ["H2ServerProtocol", "DownstreamStream", "H2ClientConnection", "Upstre
 class _Shell(asyncio.Protocol):
     codec: H2Codec
     transport: asyncio.Transport | None = None
+    _flush_pending = False
 
     def flush(self) -> None:
+        self._flush_pending = False
         data = self.codec.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def flush_soon(self) -> None:
+        """Frames queued by stream calls go out together at the end of this loop turn:
+        head, body and trailers of a response become one write (one syscall), not three."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def _feed(self, data: bytes) -> bool:
         try:
@@ -78,20 +87,20 @@ class DownstreamStream:
     def send_response(self, status: int, headers: Iterable[tuple[str, str]],
                       end_stream: bool = False) -> None:
         self.conn.codec.send_response(self.id, status, headers, end_stream)
-        self.conn.flush()
+        self.conn.flush_soon()
 
     def send_data(self, data: bytes, end_stream: bool = False) -> bool:
         done = self.conn.codec.send_data(self.id, data, end_stream)
-        self.conn.flush()
+        self.conn.flush_soon()
         return done
 
     def send_trailers(self, headers: Iterable[tuple[str, str]]) -> None:
         self.conn.codec.send_trailers(self.id, headers)
-        self.conn.flush()
+        self.conn.flush_soon()
 
     def reset(self, code: int = ErrorCodes.CANCEL) -> None:
         self.conn.codec.reset(self.id, code)
-        self.conn.flush()
+        self.conn.flush_soon()
 
 
 class H2ServerProtocol(_Shell):
@@ -131,6 +140,7 @@ class H2ServerProtocol(_Shell):
 
     def _maybe_close(self) -> None:
         if self.codec.active_streams == 0 and self.transport is not None:
+            self.flush()  # anything a stream queued this turn goes out first
             self.transport.close()
 
     def __repr__(self) -> str:
@@ -146,14 +156,14 @@ class UpstreamStream:
 
     def send_data(self, data: bytes, end_stream: bool = False) -> bool:
         done = self.conn.codec.send_data(self.id, data, end_stream)
-        self.conn.flush()
+        self.conn.flush_soon()
         if end_stream:
             self.conn._stream_done()  # the response may have ended first
         return done
 
     def send_trailers(self, headers: Iterable[tuple[str, str]]) -> None:
         self.conn.codec.send_trailers(self.id, headers)
-        self.conn.flush()
+        self.conn.flush_soon()
         self.conn._stream_done()
 
     def end(self) -> None:
@@ -161,7 +171,7 @@ class UpstreamStream:
 
     def reset(self, code: int = ErrorCodes.CANCEL) -> None:
         self.conn.codec.reset(self.id, code)
-        self.conn.flush()
+        self.conn.flush_soon()
         self.conn._stream_done()
 
 
@@ -224,7 +234,7 @@ class H2ClientConnection(_Shell):
         sid = self.codec.open_stream(handler, method, authority, path, headers, scheme,
                                      end_stream)
         self._active = self.codec.active_streams
-        self.flush()
+        self.flush_soon()
         return UpstreamStream(self, sid)
 
     def _stream_done(self) -> None:
@@ -232,6 +242,7 @@ class H2ClientConnection(_Shell):
         freed = active < self._active
         self._active = active
         if self.retired and active == 0 and self.transport is not None:
+            self.flush()
             self.transport.close()  # retired and idle: nothing more to carry
             return
         if freed and self.on_capacity is not None:
