@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_roundtrip import _JSONISH, document  # noqa: E402
+from model_strategies import _JSONISH, document  # noqa: E402
 
 from ketch.model import KINDS, Issue, load_documents, load_text  # noqa: E402
 

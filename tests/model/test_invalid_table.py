@@ -11,13 +11,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import table_networking  # noqa: E402
-import table_policy  # noqa: E402
-from cases import Case, patched  # noqa: E402
+import model_table_networking  # noqa: E402
+import model_table_policy  # noqa: E402
+from model_cases import Case, patched  # noqa: E402
 
 from ketch.model import load_text  # noqa: E402
 
-CASES: list[Case] = table_networking.ALL + table_policy.ALL
+CASES: list[Case] = model_table_networking.ALL + model_table_policy.ALL
 
 
 def test_table_is_large_and_ids_unique() -> None:

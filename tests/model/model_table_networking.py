@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases import DELETE, DR, GW, SC, SE, VS, WE, WG, Case
+from model_cases import DELETE, DR, GW, SC, SE, VS, WE, WG, Case
 
 H = "spec.http[0]"
 DEST = {"host": "reviews", "subset": "v1"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases import AP, DEPLOY, DELETE, EF, NS, PA, PC, POD, RA, SVC, TEL, VS, WASM, Case
+from model_cases import AP, DEPLOY, DELETE, EF, NS, PA, PC, POD, RA, SVC, TEL, VS, WASM, Case
 
 J0 = "spec.jwtRules[0]"
 R0 = "spec.rules[0]"
