@@ -201,3 +201,39 @@ async def test_config_push_every_100ms_under_load_loses_no_request():
             assert results and set(results) == {200}, {c: results.count(c) for c in set(results)}
             assert p.ads.acks > 10 and not p.ads.nacks
     await server.stop(None)
+
+
+async def test_removed_listener_stops_accepting_and_drains():
+    ads = FakeAds()
+    server, ads_port = await start_ads(ads)
+    release = asyncio.Event()
+
+    async def slow(req: web.Request) -> web.Response:
+        if req.path == "/slow":
+            await asyncio.wait_for(release.wait(), 10)
+        return web.Response(text="ok")
+
+    async with upstream(slow) as up:
+        keep, gone = free_port(), free_port()
+        ads.resources[CDS] = [cluster("svc", up)]
+        ads.resources[LDS] = [http_listener(keep, vhost(route("svc")), name="keep"),
+                              http_listener(gone, vhost(route("svc")), name="gone")]
+        async with running_proxy(ads_bootstrap(ads_port)) as p, httpx.AsyncClient(timeout=10) as c:
+            await wait_for(lambda: p.state.ready)
+            assert (await c.get(f"http://127.0.0.1:{gone}/")).status_code == 200
+            in_flight = asyncio.create_task(c.get(f"http://127.0.0.1:{gone}/slow"))
+            await asyncio.sleep(0.2)
+            ads.resources[LDS] = [ads.resources[LDS][0]]
+            await ads.push(LDS)
+            await wait_for(lambda: "gone" not in p.state.snapshot.listeners)
+            release.set()
+            r = await in_flight  # finishes on the config it started with, then the connection closes
+            assert r.status_code == 200 and r.headers.get("connection") == "close"
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", gone)
+                w.close()
+                raise AssertionError("removed listener still accepts")
+            except OSError:
+                pass
+            assert (await c.get(f"http://127.0.0.1:{keep}/")).status_code == 200
+    await server.stop(None)

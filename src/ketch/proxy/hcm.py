@@ -57,6 +57,8 @@ class Http1Downstream:
         self.idle_timer = None
         self.corked: list[bytes] | None = None
         self.fresh = True
+        self.listener_name = ""
+        self.drain_after = False  # its listener was removed: close after the current response
 
     # -- asyncio
     def connection_made(self, transport) -> None:
@@ -157,7 +159,7 @@ class Http1Downstream:
         self.stats.downstream_rq_active.value -= 1
         if self.streams and self.streams[0] is stream:
             self.streams.pop(0)
-        if not keep_alive or self.closing or self.state.draining:
+        if not keep_alive or self.closing or self.drain_after or self.state.draining:
             self.closing = True
             if self.corked is not None:
                 self.uncork()
@@ -583,7 +585,8 @@ class Stream:
         if self.h2 is not None:
             self.h2.send_response(status, headers, end_stream=no_body)
             return True
-        if status != 101 and (not self.keep_alive or not self.request_complete or self.conn.state.draining):
+        if status != 101 and (not self.keep_alive or not self.request_complete or self.conn.state.draining
+                              or self.conn.drain_after):
             self.keep_alive = False
             headers.append(("connection", "close"))
         self.conn.write(encode_response_head(status, headers))
@@ -694,7 +697,7 @@ class Stream:
                 self.h2.send_data(body, end_stream=True)
             self.finish()
             return
-        if close or not self.request_complete or not self.keep_alive or self.state.draining:
+        if close or not self.request_complete or not self.keep_alive or self.state.draining or self.conn.drain_after:
             self.keep_alive = False
             headers.append(("connection", "close"))
         if self.head.method == "HEAD":

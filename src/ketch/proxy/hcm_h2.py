@@ -52,6 +52,7 @@ class H2Downstream:
         self.paused = False
         self.closed = False
         self.corked = None
+        self.drain_after = False
         self.server = H2ServerProtocol(self._on_request)
         self.transport = None
 
@@ -86,7 +87,7 @@ class H2Downstream:
         self.stats.downstream_rq_active.value -= 1
         if stream in self.streams:
             self.streams.remove(stream)
-        if self.state.draining:
+        if self.state.draining or self.drain_after:
             self.server.drain()
 
     def write(self, data: bytes) -> None:

@@ -237,8 +237,11 @@ class ListenerManager:
     def make_protocol(self, lc: ListenerConfig, chain: FilterChain, peer, dst, redirected: bool):
         od = dst if redirected else None
         if chain.http is not None:
-            return Http1Downstream(self.state, chain.http, peer, dst, od, True, self.listener_stats(lc))
-        return TcpDownstream(self.state, chain.tcp, peer, od or dst, self.listener_stats(lc))
+            proto = Http1Downstream(self.state, chain.http, peer, dst, od, True, self.listener_stats(lc))
+        else:
+            proto = TcpDownstream(self.state, chain.tcp, peer, od or dst, self.listener_stats(lc))
+        proto.listener_name = lc.name
+        return proto
 
     async def apply(self, listeners: dict[str, ListenerConfig]) -> None:
         """Bind new listeners, re-point kept ones, close removed ones (their connections drain)."""

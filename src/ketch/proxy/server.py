@@ -122,21 +122,21 @@ class ProxyState:
             self.snapshot = replace(self.snapshot, listeners=dict(listeners), by_addr=by_addr)
             await self.listener_manager.apply(listeners)
             if removed:
-                self._drain_connections()
+                self._drain_connections(removed)
         names: set[str] = set()
         for lc in listeners.values():
             names |= lc.rds_names
         return sorted(names)
 
-    def _drain_connections(self) -> None:
-        """Ask idle HTTP connections to close; busy ones close after their response."""
+    def _drain_connections(self, listeners: set[str]) -> None:
+        """Connections of removed listeners: idle HTTP ones close now, busy ones after their
+        response (`connection: close`); TCP connections run until they end, as in Envoy."""
         for c in list(self.connections):
-            streams = getattr(c, "streams", None)
-            if streams is None:
+            if getattr(c, "listener_name", None) not in listeners or not hasattr(c, "drain_after"):
                 continue
-            if not streams:
-                if c.transport is not None:
-                    c.transport.close()
+            c.drain_after = True
+            if not c.streams and c.transport is not None:
+                c.transport.close()
 
     # -- observation
     def observe(self, stream) -> None:
