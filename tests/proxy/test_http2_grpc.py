@@ -320,3 +320,56 @@ async def test_h2_over_tls_negotiated_by_alpn(tmp_path):
     finally:
         conn.close()
         server.close()
+
+
+async def test_server_drain_finishes_in_flight_streams_then_closes():
+    loop = asyncio.get_running_loop()
+    pending = []
+    protocols = []
+
+    def on_request(down, head, end_stream):
+        class Hold:
+            def on_body(self, data):
+                pass
+
+            def on_trailers(self, headers):
+                pass
+
+            def on_end(self):
+                pending.append(down)
+
+            def on_reset(self, reason):
+                pass
+
+        return Hold()
+
+    def factory():
+        protocols.append(H2ServerProtocol(on_request))
+        return protocols[-1]
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    closed = []
+    conn = await connect_h2("127.0.0.1", port, on_closed=closed.append)
+    c = Collect()
+    conn.open_stream(c, "GET", "x", "/slow", [], end_stream=True)
+    for _ in range(200):
+        if pending:
+            break
+        await asyncio.sleep(0.01)
+    protocols[0].drain()
+    for _ in range(200):
+        if conn.codec.goaway_received:
+            break
+        await asyncio.sleep(0.01)
+    assert conn.retired and conn.capacity() == 0 and not closed
+    pending[0].send_response(200, [("content-length", "2")])
+    pending[0].send_data(b"ok", end_stream=True)
+    assert await asyncio.wait_for(c.done, 10) and c.body == b"ok"
+    for _ in range(200):
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    assert closed == [conn]  # closed (by either side) once the last stream was done
+    assert protocols[0].transport is None
+    server.close()

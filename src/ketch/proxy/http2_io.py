@@ -88,19 +88,27 @@ class DownstreamStream:
                       end_stream: bool = False) -> None:
         self.conn.codec.send_response(self.id, status, headers, end_stream)
         self.conn.flush_soon()
+        if self.conn._draining:
+            self.conn._maybe_close()
 
     def send_data(self, data: bytes, end_stream: bool = False) -> bool:
         done = self.conn.codec.send_data(self.id, data, end_stream)
         self.conn.flush_soon()
+        if self.conn._draining:
+            self.conn._maybe_close()
         return done
 
     def send_trailers(self, headers: Iterable[tuple[str, str]]) -> None:
         self.conn.codec.send_trailers(self.id, headers)
         self.conn.flush_soon()
+        if self.conn._draining:
+            self.conn._maybe_close()
 
     def reset(self, code: int = ErrorCodes.CANCEL) -> None:
         self.conn.codec.reset(self.id, code)
         self.conn.flush_soon()
+        if self.conn._draining:
+            self.conn._maybe_close()
 
 
 class H2ServerProtocol(_Shell):
