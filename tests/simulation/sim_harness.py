@@ -16,9 +16,6 @@ from ketch.controlplane.snapshot import Snapshot
 from ketch.controlplane.translate import generate
 from ketch.controlplane.translate.generator import CLUSTER, LISTENER, ROUTE
 from ketch.controlplane.translate.grpc import resolve_name
-from envoy.config.cluster.v3 import cluster_pb2
-
-from ketch.proxy.protoutil import Unsupported
 from ketch.proxy.config import compile_cluster, compile_listener, select_chain
 from ketch.proxy.routing import DirectResponse, Redirect, compile_route_config
 
@@ -58,23 +55,12 @@ class Result:
         return self.cluster or ""
 
 
-def _compile_cluster(c: Any) -> Any:
-    try:
-        return compile_cluster(c)
-    except Unsupported as e:
-        # Envoy requires CLUSTER_PROVIDED for ORIGINAL_DST clusters (and Istio sends it);
-        # the proxy's compiler does not list it yet. Tolerate exactly that gap.
-        if c.type == cluster_pb2.Cluster.ORIGINAL_DST and "lb_policy" in str(e):
-            return c
-        raise
-
-
 class Simulation:
     def __init__(self, snapshot: Snapshot, proxy: ProxyNode):
         self.snapshot, self.proxy = snapshot, proxy
         self.listeners = {n: compile_listener(m) for n, m in generate(snapshot, proxy, LISTENER).items()}
         self.routes = {n: compile_route_config(m) for n, m in generate(snapshot, proxy, ROUTE).items()}
-        self.clusters = {n: _compile_cluster(m) for n, m in generate(snapshot, proxy, CLUSTER).items()}
+        self.clusters = {n: compile_cluster(m) for n, m in generate(snapshot, proxy, CLUSTER).items()}
 
     def resolve(self, host: str) -> str | None:
         """The pod's DNS: service names (short, name.ns, ...) to the service VIP."""
