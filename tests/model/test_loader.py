@@ -198,3 +198,12 @@ def test_structural_errors_in_maps_use_brackets() -> None:
     assert errors["spec.http[0].match[0].headers[x-user].exakt"].line == 11
     assert errors["spec.http[0].match[0].headers[x-user].exakt"].reason == 'unknown field "exakt"'
     assert errors["metadata.labels[app]"].line == 5
+
+
+def test_duplicate_keys_are_errors_with_line_and_path() -> None:
+    text = VS.replace("      weight: 100", "      weight: 100\n      weight: 0") + "---\n" + VS.replace("reviews\nspec", "ratings\nspec")
+    result = load_text(text, "dup.yaml")
+    (issue,) = result.errors
+    assert (issue.line, issue.path, issue.name) == (14, "spec.http[0].route[0].weight", "reviews")
+    assert issue.reason == 'duplicate key "weight" (first set on line 13)'
+    assert [r.name for r in result.resources] == ["ratings"]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ketch.model.kinds import KINDS, group_of, kind_id
 from ketch.model.meta import Issue, ObjectMeta, Origin
 from ketch.model.resource import Resource
-from ketch.model.yamlio import ParseError, line_of, parse_documents
+from ketch.model.yamlio import ParseError, line_of, parse_documents_checked, path_at_line
 
 SUFFIXES = (".yaml", ".yml", ".json")
 ISTIO_GROUP_SUFFIX = ".istio.io"
@@ -307,11 +307,30 @@ def load_text(text: str, file: str = "-", *, validate: bool = True) -> LoadResul
     """Load every document of YAML (or JSON) text."""
     sink = _Sink()
     try:
-        for index, (data, node) in enumerate(parse_documents(text)):
+        for index, (data, node, duplicates) in enumerate(parse_documents_checked(text)):
+            if duplicates:
+                _duplicate_keys(data, _Doc(file, node, [], index), duplicates, sink)
+                continue
             _load_one(data, _Doc(file, node, [], index), sink, validate)
     except ParseError as exc:
         sink.issues.append(Issue(file, exc.line, "", "", "", "", exc.reason))
     return sink.result()
+
+
+def _duplicate_keys(data: Any, doc: _Doc, duplicates: list[tuple[int, str, int]], sink: _Sink) -> None:
+    """A key given twice makes the document invalid (Kubernetes' strict decoding rejects it)."""
+    if isinstance(data, dict):
+        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        doc.kind = str(data.get("kind") or "")
+        doc.name = str(meta.get("name") or "")
+        doc.namespace = str(meta.get("namespace") or "")
+        key = kind_id(str(data.get("apiVersion") or ""), doc.kind)
+        if not doc.namespace and key is not None and KINDS[key].namespaced:
+            doc.namespace = "default"
+    for line, name, first in duplicates:
+        path = path_at_line(doc.node, line)
+        issue = doc.issue(path, f'duplicate key "{name}" (first set on line {first})')
+        sink.issues.append(Issue(issue.file, line, issue.kind, issue.namespace, issue.name, issue.path, issue.reason))
 
 
 def load_documents(documents: Iterable[Any], file: str = "-", *, validate: bool = True) -> LoadResult:
