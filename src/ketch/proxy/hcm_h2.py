@@ -47,6 +47,7 @@ class H2Downstream:
         self.peer = h1.peer
         self.local = h1.local
         self.original_dst = h1.original_dst
+        self.external = h1.external
         self.listener_stats = h1.listener_stats
         self.streams: list = []
         self.paused = False
