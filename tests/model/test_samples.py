@@ -51,3 +51,14 @@ def test_bookinfo_typed_access(samples_dir: Path) -> None:
     assert weights == [("v1", 80), ("v2", 20)]
     (dr,) = load_paths([samples_dir / "bookinfo" / "networking" / "destination-rule-all-mtls.yaml"]).resources[:1]
     assert dr.spec.traffic_policy.tls.mode == "ISTIO_MUTUAL"
+
+
+def test_istio_reference_examples_validate() -> None:
+    path = Path(__file__).parent / "data" / "istio-reference-examples.yaml"
+    result = load_paths([path])
+    assert result.errors == (), "\n".join(str(e) for e in result.errors)
+    assert len(result.resources) == _documents(path)
+    kinds = {r.kind for r in result.resources}
+    assert {"Gateway", "VirtualService", "DestinationRule", "ServiceEntry", "Sidecar", "WorkloadEntry", "WorkloadGroup",
+            "PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy", "Telemetry", "EnvoyFilter",
+            "ProxyConfig", "WasmPlugin", "Pod"} <= kinds
