@@ -121,6 +121,7 @@ class ProxyNode:
             self.instance_ips,
             self.interception_mode.value,
             self.service_account,
+            self.workload_name,
         )
 
     @property

@@ -233,3 +233,27 @@ def test_an_untranslatable_virtual_service_falls_back_to_the_default_route(caplo
     assert web.routes[0].name == "default"
     assert web.routes[0].route.cluster == "outbound|80||web.shop.svc.cluster.local"
     assert "falling back" in caplog.text
+
+
+def test_process_mode_inbound_uses_the_proxys_own_instance() -> None:
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: web-http}]
+"""
+    instances = [
+        WorkloadInstance("web-a", "default", "127.0.0.1", {"app": "web"}, ports={"web-http": 18001}),
+        WorkloadInstance("web-b", "default", "127.0.0.1", {"app": "web"}, ports={"web-http": 18002}),
+    ]
+    snap = Snapshot.build(load_configs(text), instances)
+    for name, port in (("web-a", 18001), ("web-b", 18002)):
+        p = proxy(labels={"app": "web"}, ip="127.0.0.1", name=name, interception="NONE")
+        assert f"inbound|{port}||" in generate(snap, p, CLUSTER)
+        chains = generate(snap, p, LISTENER)["virtualInbound"].filter_chains
+        assert chains[0].filter_chain_match.destination_port.value == port
+    a = proxy(labels={"app": "web"}, ip="127.0.0.1", name="web-a")
+    b = proxy(labels={"app": "web"}, ip="127.0.0.1", name="web-b")
+    assert a.scope_key() != b.scope_key()

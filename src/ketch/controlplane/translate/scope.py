@@ -68,10 +68,15 @@ class ProxyScope:
         return out
 
     def _own_instance(self) -> Any | None:
+        """The registered instance this proxy fronts: by workload name, else by address
+        (in process mode every instance shares 127.0.0.1, so the name decides)."""
         ips = set(self.proxy.instance_ips) | {self.proxy.ip}
-        for inst in self.snapshot.instances:
-            if inst.namespace == self.proxy.namespace and (
-                    inst.address in ips or inst.name == self.proxy.workload_name):
+        mine = [i for i in self.snapshot.instances if i.namespace == self.proxy.namespace]
+        for inst in mine:
+            if inst.name == self.proxy.workload_name:
+                return inst
+        for inst in mine:
+            if inst.address in ips and labels_match(inst.labels, self.proxy.labels):
                 return inst
         return None
 
