@@ -207,3 +207,24 @@ def test_duplicate_keys_are_errors_with_line_and_path() -> None:
     assert (issue.line, issue.path, issue.name) == (14, "spec.http[0].route[0].weight", "reviews")
     assert issue.reason == 'duplicate key "weight" (first set on line 13)'
     assert [r.name for r in result.resources] == ["ratings"]
+
+
+def test_unreachable_and_overlapping_rules_are_warnings() -> None:
+    text = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n"
+        "  - match: [{uri: {prefix: /debug}}]\n    route: [{destination: {host: r}}]\n"
+        "  - match: [{uri: {prefix: /debugs}}]\n    route: [{destination: {host: r}}]\n"
+        "  - match: [{uri: {prefix: /debug}}]\n    route: [{destination: {host: r}}]\n"
+        "  - route: [{destination: {host: r}}]\n"
+        "  - route: [{destination: {host: r}}]\n"
+    )
+    result = load_text(text)
+    assert result.errors == () and len(result.resources) == 1
+    reasons = {(w.path, w.reason) for w in result.warnings}
+    assert reasons == {
+        ("spec.http[1].match[0]", "virtualService rule #1 match #0 of prefix /debugs is not used (duplicate/overlapping match in rule #0 of prefix /debug on #0)"),
+        ("spec.http[2].match[0]", "virtualService rule #2 match #0 is not used (duplicate/overlapping match in rule #0)"),
+        ("spec.http[2]", "virtualService rule #2 not used (all matches used by prior rules)"),
+        ("spec.http[4]", "virtualService rule #4 not used (only the last rule can have no matches)"),
+    }
+    assert {w.line for w in result.warnings} == {9, 11, 14}

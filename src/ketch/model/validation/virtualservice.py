@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from ketch.model.common import StringMatch
 from ketch.model.resource import Resource
 from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
@@ -151,6 +153,68 @@ def unreachable_rules(ctx: Ctx, spec: Path, vs: VirtualService) -> None:
                     seen[key] = n
             if dups == len(route.match):
                 ctx.warn(spec / field / n, f"virtualService rule {name} not used (all matches used by prior rules)")
+    _overlapping_prefixes(ctx, spec, vs)
+
+
+def _exact_or_prefix(sm: StringMatch | None) -> str:
+    if sm is None:
+        return ""
+    if sm.exact:
+        return "exact:" + sm.exact
+    if sm.prefix:
+        return "prefix:" + sm.prefix
+    return ""
+
+
+def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """istiod's coveredValidation: does the earlier prefix match `a` take every request of `b`?"""
+    if not b["prefix"].startswith(a["prefix"]) or a["port"] != b["port"]:
+        return False
+    for key in ("method", "authority"):
+        if a[key] != b[key] and not a[key].startswith(b[key]):
+            return False
+    for key in ("headers", "query", "without"):
+        if len(a[key]) != len(b[key]):
+            return False
+        for name, value in a[key].items():
+            if name not in b[key] or (value != b[key][name] and not value.startswith(b[key][name])):
+                return False
+    return True
+
+
+def _overlapping_prefixes(ctx: Ctx, spec: Path, vs: VirtualService) -> None:
+    seen: set[str] = set()
+    prefixed: list[dict[str, Any]] = []
+    for n, route in enumerate(vs.http):
+        for m_i, m in enumerate(route.match):
+            data = m.to_dict()
+            data.pop("name", None)
+            key = json.dumps(data, sort_keys=True)
+            if key in seen:
+                continue  # duplicates are reported above
+            seen.add(key)
+            if m.uri is None or not m.uri.prefix:
+                continue
+            prefixed.append({
+                "at": spec / "http" / n / "match" / m_i,
+                "route": f'"{route.name}"' if route.name else f"#{n}",
+                "match": f'"{m.name}"' if m.name else f"#{m_i}",
+                "prefix": m.uri.prefix,
+                "port": m.port or 0,
+                "method": _exact_or_prefix(m.method) or "exact:GET",
+                "authority": _exact_or_prefix(m.authority),
+                "headers": {k: _exact_or_prefix(v) for k, v in m.headers.items()},
+                "query": {k: _exact_or_prefix(v) for k, v in m.query_params.items()},
+                "without": {k: _exact_or_prefix(v) for k, v in m.without_headers.items()},
+            })  # fmt: skip
+    for i, a in enumerate(prefixed):
+        for b in prefixed[i + 1 :]:
+            if b["prefix"] != a["prefix"] and _covers(a, b):
+                ctx.warn(
+                    b["at"],
+                    f"virtualService rule {b['route']} match {b['match']} of prefix {b['prefix']} is not used "
+                    f"(duplicate/overlapping match in rule {a['match']} of prefix {a['prefix']} on {a['route']})",
+                )
 
 
 RULES = {"VirtualService": [validate_virtual_service]}
