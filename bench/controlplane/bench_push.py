@@ -166,13 +166,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--partial-updates", action="store_true",
                     help="control plane sends only changed RDS/EDS resources")
+    ap.add_argument("--profile", metavar="FILE", help="run the control plane under cProfile")
     ap.add_argument("--shared-scope", action="store_true",
                     help="give every client the same IP and labels (one generation shared)")
     args = ap.parse_args()
 
     xds_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
-    cp = subprocess.Popen([sys.executable, "-m", "ketch", "control-plane", "--host", "127.0.0.1",
+    launcher = (["-m", "cProfile", "-o", args.profile, "-m", "ketch"] if args.profile
+                else ["-m", "ketch"])
+    cp = subprocess.Popen([sys.executable, *launcher, "control-plane", "--host", "127.0.0.1",
                            "--xds-port", str(xds_port), "--http-port", str(http_port),
                            "--registry-ttl", "86400", "--log-level", "warning",
                            *(["--partial-updates"] if args.partial_updates else [])])

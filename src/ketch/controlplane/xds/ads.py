@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
@@ -23,7 +23,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     DiscoveryResponse,
 )
 
-from ketch.controlplane.xds.cache import Encoded, Generate, GenerationCache
+from ketch.controlplane.xds.cache import Generate, GenerationCache, ResourceSet
 from ketch.controlplane.xds.connection import Connection, Response
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.status import config_dump, proxy_status
@@ -129,7 +129,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
-    def _resources(self, proxy: Any, watch: Watch) -> Mapping[str, Encoded] | None:
+    def _resources(self, proxy: Any, watch: Watch) -> ResourceSet | None:
         if self._snapshot is None:
             return None
         type_url = watch.type_url

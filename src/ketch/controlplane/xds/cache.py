@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Iterator, Mapping
 
 from google.protobuf.message import Message
 
@@ -60,12 +60,67 @@ class Encoded:
                    length_delimited(2, any_bytes))
 
 
+class ResourceSet(Mapping[str, Encoded]):
+    """An immutable name -> Encoded mapping, shared by every proxy that gets exactly it.
+
+    Sharing makes the per-proxy work of a push O(1) in the common case: the fingerprint
+    (over names and digests), the name-sorted list and subsets by subscribed names are each
+    computed once per set, not once per proxy."""
+
+    __slots__ = ("_items", "_fingerprint", "_ordered", "_selections")
+
+    def __init__(self, items: Mapping[str, Encoded]) -> None:
+        self._items = dict(items)
+        self._fingerprint: bytes | None = None
+        self._ordered: tuple[Encoded, ...] | None = None
+        self._selections: dict[frozenset[str], ResourceSet] = {}
+
+    def __getitem__(self, name: str) -> Encoded:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"<ResourceSet {len(self._items)} resources>"
+
+    def fingerprint(self) -> bytes:
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=16)
+            for r in self.ordered():
+                h.update(r.name.encode())
+                h.update(b"\0")
+                h.update(r.digest)
+            self._fingerprint = h.digest()
+        return self._fingerprint
+
+    def ordered(self) -> tuple[Encoded, ...]:
+        if self._ordered is None:
+            self._ordered = tuple(self._items[n] for n in sorted(self._items))
+        return self._ordered
+
+    def select(self, names: frozenset[str]) -> ResourceSet:
+        """The subset a proxy subscribed to by name."""
+        found = self._selections.get(names)
+        if found is None:
+            items = self._items
+            found = ResourceSet({n: items[n] for n in names if n in items})
+            self._selections[names] = found
+        return found
+
+
 class GenerationCache:
     def __init__(self, generate: Generate) -> None:
         self._generate = generate
         self._version: object = None
-        self._entries: dict[tuple[Hashable, str, object], Mapping[str, Encoded]] = {}
+        self._entries: dict[tuple[Hashable, str, object], ResourceSet] = {}
         self._by_object: dict[int, tuple[Message, Encoded]] = {}
+        # (names, ids of the generated messages) -> the set: proxies of different scope that
+        # got the very same memoized messages share one ResourceSet.
+        self._by_output: dict[tuple[tuple[str, ...], tuple[int, ...]], ResourceSet] = {}
         self.hits = 0
         self.misses = 0
 
@@ -74,11 +129,12 @@ class GenerationCache:
                 f"hits={self.hits} misses={self.misses}>")
 
     def resources(self, snapshot: Any, version: object, proxy: Any, type_url: str,
-                  names: tuple[str, ...] | None = None) -> Mapping[str, Encoded]:
+                  names: tuple[str, ...] | None = None) -> ResourceSet:
         if version != self._version:
             self._version = version
             self._entries = {}
             self._by_object = {}
+            self._by_output = {}
         key = (proxy.scope_key(), type_url, names)
         found = self._entries.get(key)
         if found is not None:
@@ -86,9 +142,16 @@ class GenerationCache:
             return found
         self.misses += 1
         generated = self._generate(snapshot, proxy, type_url, names)
-        encoded = {name: self._encode(name, type_url, msg) for name, msg in generated.items()}
-        self._entries[key] = encoded
-        return encoded
+        # The ids are of messages this cache holds (in _by_object) once encoded, so they
+        # cannot be reused by other objects while the signature is kept.
+        signature = (tuple(generated), tuple(map(id, generated.values())))
+        shared = self._by_output.get(signature)
+        if shared is None:
+            shared = ResourceSet({n: self._encode(n, type_url, m) for n, m in generated.items()})
+            if all(id(m) in self._by_object for m in generated.values()):
+                self._by_output[signature] = shared
+        self._entries[key] = shared
+        return shared
 
     def _encode(self, name: str, type_url: str, message: Message) -> Encoded:
         known = self._by_object.get(id(message))

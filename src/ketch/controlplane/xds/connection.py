@@ -12,11 +12,11 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
-from ketch.controlplane.xds.cache import Encoded, length_delimited
+from ketch.controlplane.xds.cache import Encoded, ResourceSet, length_delimited
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.types import FULL_STATE_TYPES, push_rank, short_name
 from ketch.controlplane.xds.watch import Verdict, Watch, apply_verdict, should_respond
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # (proxy, watch) -> every resource of the watch's type for the proxy, or None before the
 # first snapshot. Supplied by the server, which owns the snapshot and the generation cache.
-Resources = Callable[[Any, Watch], "Mapping[str, Encoded] | None"]
+Resources = Callable[[Any, Watch], "ResourceSet | None"]
 
 _nonce_prefix = os.urandom(4).hex()  # nonces of an earlier control-plane process never match
 _nonces = itertools.count(1)
@@ -35,36 +35,32 @@ def next_nonce() -> str:
     return f"{_nonce_prefix}-{next(_nonces)}"
 
 
-def plan(watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
-         partial: bool = False) -> list[Encoded] | None:
-    """The resources to send for one type, or None when the proxy already has them (pure).
+def plan(watch: Watch, current: ResourceSet, *, resend: bool, partial: bool = False
+         ) -> tuple[Sequence[Encoded], Mapping[str, Encoded]] | None:
+    """What to send for one type and what the proxy then holds, or None when it already has
+    everything (pure).
 
     `partial`: send only the changed RDS/EDS resources, as Envoy's SotW allows and Istio's
     incremental EDS does. Off by default, because a client that reads every response as the
     full set (Ketch's own proxy, for now) would drop what was left out."""
-    wanted = current if watch.wildcard else {n: r for n, r in current.items() if n in watch.names}
-    if watch.type_url in FULL_STATE_TYPES:
-        if not resend and watch.nonce_sent and _same(wanted, watch.sent):
+    wanted = current if watch.wildcard else current.select(watch.names)
+    if (partial and watch.type_url not in FULL_STATE_TYPES and not resend
+            and watch.nonce_sent):
+        sent = watch.sent
+        changed = [r for r in wanted.ordered() if not _equal(sent.get(r.name), r)]
+        if not changed:
             return None
-        return [wanted[n] for n in sorted(wanted)]
-    if resend or not watch.nonce_sent:
-        return [wanted[n] for n in sorted(wanted)]
-    sent = watch.sent
-    changed = [r for n, r in sorted(wanted.items()) if not _equal(sent.get(n), r)]
-    if partial:
-        return changed or None
-    if not changed and wanted.keys() == sent.keys():
+        holds = {n: r for n, r in sent.items() if watch.wants(n)}
+        holds.update((r.name, r) for r in changed)
+        return changed, holds
+    if not resend and watch.nonce_sent and watch.sent_fingerprint == wanted.fingerprint():
         return None
-    return [wanted[n] for n in sorted(wanted)]
+    return wanted.ordered(), wanted
 
 
 def _equal(old: Encoded | None, new: Encoded) -> bool:
     # Shared encodings make identity the common case; digests decide otherwise.
     return old is new or (old is not None and old.digest == new.digest)
-
-
-def _same(a: Mapping[str, Encoded], b: Mapping[str, Encoded]) -> bool:
-    return len(a) == len(b) and all(_equal(b.get(n), r) for n, r in a.items())
 
 
 @dataclass(frozen=True)
@@ -154,18 +150,16 @@ class Connection:
                 out.append(response)
         return out
 
-    def _respond(self, watch: Watch, current: Mapping[str, Encoded], *, resend: bool,
+    def _respond(self, watch: Watch, current: ResourceSet, *, resend: bool,
                  change: float | None) -> Response | None:
-        chosen = plan(watch, current, resend=resend, partial=self.partial)
-        if chosen is None:
+        planned = plan(watch, current, resend=resend, partial=self.partial)
+        if planned is None:
             return None
+        chosen, holds = planned
         nonce = next_nonce()
         response = Response(self.version, watch.type_url, nonce, tuple(chosen))
-        if watch.type_url in FULL_STATE_TYPES or not self.partial or resend:
-            watch.sent = {r.name: r for r in chosen}
-        else:
-            watch.sent = {n: r for n, r in watch.sent.items() if watch.wants(n)}
-            watch.sent.update((r.name, r) for r in chosen)
+        watch.sent = holds
+        watch.sent_fingerprint = holds.fingerprint() if isinstance(holds, ResourceSet) else b""
         watch.nonce_sent = nonce
         watch.version_sent = self.version
         watch.sent_at = self.wall()

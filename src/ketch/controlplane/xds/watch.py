@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 from ketch.controlplane.xds.types import FULL_STATE_TYPES
 
@@ -47,7 +47,8 @@ class Watch:
     nonce_acked: str = ""
     error: str = ""  # the error detail of a NACK of nonce_sent; "" once ACKed
     # name -> the Encoded resource the proxy was last sent (our view of what it holds)
-    sent: dict[str, Any] = field(default_factory=dict)
+    sent: Mapping[str, Any] = field(default_factory=dict)
+    sent_fingerprint: bytes = b""  # of `sent` when it is a ResourceSet, else b""
     sent_at: float = 0.0  # wall time of the last response
     # When the earliest change not yet ACKed happened (for pilot_proxy_convergence_time).
     pending_change: float | None = None
@@ -62,7 +63,9 @@ class Watch:
         return SyncStatus.STALE
 
     def subscribe(self, names: tuple[str, ...] | list[str]) -> None:
-        wanted = frozenset(n for n in names if n != "*")
+        wanted = frozenset(names)
+        if "*" in wanted:
+            wanted = wanted - {"*"}
         self.wildcard = self.type_url in FULL_STATE_TYPES and (not names or "*" in names)
         self.names = wanted
 
@@ -96,7 +99,7 @@ def apply_verdict(watch: Watch, verdict: Verdict, names: tuple[str, ...], nonce:
         watch.subscribe(names)
         # A reconnecting proxy names the last nonce it saw from a previous stream; what it
         # holds is unknown to us, so everything is resent.
-        watch.sent.clear()
+        watch.sent, watch.sent_fingerprint = {}, b""
     elif verdict is Verdict.NACK:
         watch.error = error or "rejected"
     elif verdict in (Verdict.ACK, Verdict.NAMES_CHANGED):
