@@ -228,3 +228,16 @@ def test_unreachable_and_overlapping_rules_are_warnings() -> None:
         ("spec.http[4]", "virtualService rule #4 not used (only the last rule can have no matches)"),
     }
     assert {w.line for w in result.warnings} == {9, 11, 14}
+
+
+def test_sidecar_duplicate_egress_hosts_are_warnings() -> None:
+    text = (
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: prod}\nspec:\n  egress:\n"
+        "  - hosts: ['prod/*', './a.example.com', '*/*']\n"
+    )
+    result = load_text(text)
+    assert result.errors == ()
+    assert {(w.path, w.reason) for w in result.warnings} == {
+        ("spec.egress[0].hosts[1]", "duplicated egress host: ./a.example.com"),
+        ("spec.egress[0].hosts", "`*/*` host select all resources, no other hosts can be added"),
+    }

@@ -396,9 +396,18 @@ def validate_sidecar(resource: Resource, ctx: Ctx) -> None:
                 ports.add(eg.port.number)
         if not eg.hosts:
             ctx.error(p / "hosts", "sidecar: egress listener must contain at least one host")
+        by_namespace: dict[str, set[str]] = {}
         for j, host in enumerate(eg.hosts):
+            ns, slash, name = host.partition("/")
+            if slash:
+                names = by_namespace.setdefault(ctx.namespace if ns == "." else ns, set())
+                if (name in names or "*" in names) if name != "*" else names:
+                    ctx.warn(p / "hosts" / j, f"duplicated egress host: {host}")
+                names.add(name)
             for reason in namespace_slash_host(host, gateway=False):
                 ctx.error(p / "hosts" / j, reason)
+        if "*" in by_namespace.get("*", set()) and len(by_namespace) != 1:
+            ctx.warn(p / "hosts", "`*/*` host select all resources, no other hosts can be added")
     otp = sc.outbound_traffic_policy
     if otp is not None and otp.egress_proxy is not None:
         p = spec / "outboundTrafficPolicy"
