@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from aiohttp import web
 
-from harness import FAULT, bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
+from proxy_harness import FAULT, bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
 from conftest import free_port
 
 

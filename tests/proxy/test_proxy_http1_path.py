@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from aiohttp import web
 
-from harness import (bootstrap, cluster, http_listener, raw_request, route, running_proxy, upstream, vhost)
+from proxy_harness import (bootstrap, cluster, http_listener, raw_request, route, running_proxy, upstream, vhost)
 from conftest import free_port
 
 

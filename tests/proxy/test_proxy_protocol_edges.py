@@ -10,7 +10,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import bootstrap, cluster, http_listener, raw_request, route, running_proxy, tcp_listener, upstream, vhost
+from proxy_harness import bootstrap, cluster, http_listener, raw_request, route, running_proxy, tcp_listener, upstream, vhost
 from conftest import free_port
 
 SMUGGLING = {

@@ -8,7 +8,7 @@ import grpc
 import httpx
 from aiohttp import web
 
-from harness import bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
+from proxy_harness import bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
 from conftest import free_port
 
 SERVICE = "ketch.test.Echo"

@@ -11,7 +11,7 @@ from aiohttp import web
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2, json_format
 
-from harness import bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
+from proxy_harness import bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
 from conftest import free_port
 from ketch.proxy.xds import CDS, EDS, LDS, RDS, TYPES
 

@@ -18,7 +18,7 @@ import pytest
 from envoy.config.listener.v3 import listener_pb2
 from google.protobuf import json_format
 
-from harness import bootstrap, cluster, http_listener, route, vhost
+from proxy_harness import bootstrap, cluster, http_listener, route, vhost
 from conftest import free_port
 from ketch.proxy.config import compile_listener, select_chain
 from ketch.proxy.listeners import parse_client_hello

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from aiohttp import web
 
-from harness import CORS, bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
+from proxy_harness import CORS, bootstrap, cluster, http_listener, route, running_proxy, upstream, vhost
 from conftest import free_port
 
 
