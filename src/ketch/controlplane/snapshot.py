@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Callable, Hashable, Iterable, Mapping, TypeVar
 
 from ketch.controlplane.instance import InstanceSource, WorkloadInstance
 from ketch.controlplane.translate.service import (
     Endpoint,
+    Resolution,
     Service,
     ServicePort,
     endpoints_for,
@@ -68,6 +69,8 @@ class Snapshot:
     _vs_by_name: Mapping[tuple[str, str], Any]
     _dr_by_host: Mapping[str, tuple[Any, ...]]
     _dr_wildcard: tuple[Any, ...]
+    _configs: tuple[Any, ...] = field(default=(), repr=False)
+    _config_instances: tuple[WorkloadInstance, ...] = field(default=(), repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -77,11 +80,17 @@ class Snapshot:
         instances: Iterable[WorkloadInstance] = (),
         mesh: Any = None,
         version: str = "0",
+        previous: Snapshot | None = None,
     ) -> Snapshot:
+        """`previous`: the last snapshot; when the config objects and mesh are the very same
+        (a registry-only change), everything derived from config is reused and only the
+        instance indexes (and the answers that read instances) are rebuilt."""
+        read = tuple(res for res in configs if res.kind in KINDS_READ)
+        if previous is not None and previous.mesh is mesh and _same_objects(previous._configs, read):
+            return previous._with_instances(instances, version)
         by_kind: dict[str, list[Any]] = defaultdict(list)
-        for res in configs:
-            if res.kind in KINDS_READ:
-                by_kind[res.kind].append(res)
+        for res in read:
+            by_kind[res.kind].append(res)
         for items in by_kind.values():
             items.sort(key=_order)
 
@@ -99,19 +108,12 @@ class Snapshot:
         for svc in services:
             hosts[svc.hostname].append(svc)
 
-        all_instances = list(instances)
-        for res in by_kind["WorkloadEntry"]:
-            all_instances.append(instance_from_workload_entry(
-                res.spec, res.metadata.name, res.metadata.namespace or "default",
-                InstanceSource.WORKLOAD_ENTRY,
-            ))
-        all_instances.sort(key=lambda i: (i.namespace, i.name, i.address))
-        by_label: dict[tuple[str, str, str], set[int]] = defaultdict(set)
-        by_ns: dict[str, set[int]] = defaultdict(set)
-        for idx, inst in enumerate(all_instances):
-            by_ns[inst.namespace].add(idx)
-            for k, v in inst.labels.items():
-                by_label[(inst.namespace, k, v)].add(idx)
+        config_instances = tuple(
+            instance_from_workload_entry(res.spec, res.metadata.name,
+                                         res.metadata.namespace or "default",
+                                         InstanceSource.WORKLOAD_ENTRY)
+            for res in by_kind["WorkloadEntry"])
+        all_instances, by_label, by_ns = _index_instances(instances, config_instances)
 
         vs_by_host: dict[str, list[Any]] = defaultdict(list)
         vs_wild: list[Any] = []
@@ -133,20 +135,41 @@ class Snapshot:
             version=version,
             mesh=mesh,
             services=tuple(sorted(services, key=lambda s: (s.hostname, s.namespace))),
-            instances=tuple(all_instances),
+            instances=all_instances,
             virtual_services=tuple(by_kind["VirtualService"]),
             destination_rules=tuple(by_kind["DestinationRule"]),
             gateways=tuple(by_kind["Gateway"]),
             sidecars=tuple(by_kind["Sidecar"]),
             services_by_host=freeze(hosts),
-            _instances_by_label=MappingProxyType({k: frozenset(v) for k, v in by_label.items()}),
-            _instances_by_ns=MappingProxyType({k: frozenset(v) for k, v in by_ns.items()}),
+            _instances_by_label=by_label,
+            _instances_by_ns=by_ns,
             _vs_by_host=freeze(vs_by_host),
             _vs_wildcard=tuple(vs_wild),
             _vs_by_name=MappingProxyType(vs_by_name),
             _dr_by_host=freeze(dr_by_host),
             _dr_wildcard=tuple(dr_wild),
+            _configs=read,
+            _config_instances=config_instances,
         )
+
+    def _with_instances(self, instances: Iterable[WorkloadInstance], version: str) -> Snapshot:
+        all_instances, by_label, by_ns = _index_instances(instances, self._config_instances)
+        memo = {k: v for k, v in self._memo.items() if self._config_only(k)}
+        return replace(self, version=version, instances=all_instances,
+                       _instances_by_label=by_label, _instances_by_ns=by_ns, _memo=memo)
+
+    def _config_only(self, key: Hashable) -> bool:
+        """Whether a memoised answer reads config only (kept across registry changes)."""
+        kind = key[0] if isinstance(key, tuple) and key else None
+        if kind in ("vh-default", "vh", "uses-source", "visible", "dr"):
+            return True
+        if kind == "clusters":  # EDS clusters carry no endpoints; DNS ones embed them
+            _, svc_kind, ns, host = key[:4]
+            return all(s.endpoints is not None or s.resolution in _NO_INLINE_ENDPOINTS
+                       for s in self.services_by_host.get(host, ()))
+        if kind == "generate":  # LDS/RDS read no instances beyond the inbound ports in the key
+            return key[1].endswith(("Listener", "RouteConfiguration"))
+        return False
 
     # -- memo -------------------------------------------------------------------------
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
@@ -265,6 +288,28 @@ class Snapshot:
     def vs_visible(self, vs: Any, namespace: str) -> bool:
         return visible(export_set(attr(vs.spec, "export_to"), frozenset({"*"})),
                        vs.metadata.namespace or "default", namespace)
+
+
+_NO_INLINE_ENDPOINTS = (Resolution.CLIENT_SIDE_LB, Resolution.PASSTHROUGH)
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _index_instances(instances: Iterable[WorkloadInstance],
+                     config_instances: tuple[WorkloadInstance, ...]) -> tuple:
+    all_instances = sorted((*instances, *config_instances),
+                           key=lambda i: (i.namespace, i.name, i.address))
+    by_label: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    by_ns: dict[str, set[int]] = defaultdict(set)
+    for idx, inst in enumerate(all_instances):
+        by_ns[inst.namespace].add(idx)
+        for k, v in inst.labels.items():
+            by_label[(inst.namespace, k, v)].add(idx)
+    return (tuple(all_instances),
+            MappingProxyType({k: frozenset(v) for k, v in by_label.items()}),
+            MappingProxyType({k: frozenset(v) for k, v in by_ns.items()}))
 
 
 def _egress_hosts(sidecar: Any | None, namespace: str) -> list[tuple[str, str]] | None:

@@ -257,3 +257,39 @@ spec:
     a = proxy(labels={"app": "web"}, ip="127.0.0.1", name="web-a")
     b = proxy(labels={"app": "web"}, ip="127.0.0.1", name="web-b")
     assert a.scope_key() != b.scope_key()
+
+
+def test_registry_only_change_reuses_config_derived_answers() -> None:
+    configs = load_configs(SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: shop}
+spec:
+  hosts: [db.example.com]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: DNS
+  workloadSelector: {labels: {app: db}}
+""")
+    one = [WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web"}),
+           WorkloadInstance("d1", "shop", "10.0.0.5", {"app": "db"})]
+    two = one + [WorkloadInstance("w2", "shop", "10.0.0.2", {"app": "web"}),
+                 WorkloadInstance("d2", "shop", "10.0.0.6", {"app": "db"})]
+    p = proxy("shop", {"app": "client"})
+    first = Snapshot.build(configs, one, None, "1")
+    before = {t: generate(first, p, t) for t in (CLUSTER, ENDPOINT, LISTENER, ROUTE)}
+    second = Snapshot.build(configs, two, None, "2", previous=first)
+    fresh = Snapshot.build(configs, two, None, "2")
+    for t in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
+        assert generate(second, p, t) == generate(fresh, p, t)
+    assert second.version == "2" and len(second.instances) == 4
+    # config-derived answers are the same objects; endpoint-bearing ones are rebuilt
+    assert generate(second, p, ROUTE)["80"] is before[ROUTE]["80"]
+    web = "outbound|80||web.shop.svc.cluster.local"
+    db = "outbound|5432||db.example.com"
+    assert generate(second, p, CLUSTER)[web] is before[CLUSTER][web]
+    assert len(generate(second, p, CLUSTER)[db].load_assignment.endpoints[0].lb_endpoints) == 2
+    assert len(generate(second, p, ENDPOINT)[web].endpoints[0].lb_endpoints) == 2
+    # changed config objects mean a full build
+    third = Snapshot.build(load_configs(SERVICES), two, None, "3", previous=second)
+    assert "outbound|5432||db.example.com" not in generate(third, p, CLUSTER)
