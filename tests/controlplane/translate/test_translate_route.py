@@ -158,3 +158,42 @@ def test_cors_policy() -> None:
 def test_hash_policies(spec: dict, kind: str) -> None:
     (hp,) = ra.hash_policies(spec_view({"consistentHash": spec}))
     assert hp.WhichOneof("policy_specifier") == kind
+
+
+def test_retry_backoff_and_previous_hosts() -> None:
+    p = ra.retry_policy(spec_view({"attempts": 2, "backoff": "250ms", "retryIgnorePreviousHosts": False}))
+    assert p.retry_back_off.base_interval.nanos == 250_000_000
+    assert not p.retry_host_predicate and p.host_selection_retry_max_attempts == 0
+
+
+def test_mesh_default_retry_policy_replaces_istios() -> None:
+    from ketch.controlplane.snapshot import Snapshot
+    from ketch.controlplane.translate import generate
+    from ketch.controlplane.translate.generator import ROUTE
+    from ketch.controlplane.translate.testing import load_configs, proxy
+
+    class Mesh:
+        default_http_retry_policy = {"attempts": 5, "retryOn": "gateway-error"}
+
+    services = load_configs("""
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  http:
+  - match: [{uri: {prefix: /stats}, statPrefix: web-stats}]
+    route: [{destination: {host: web}}]
+""")
+    routes = generate(Snapshot.build(services, mesh=Mesh()), proxy(), ROUTE)["80"]
+    (vh,) = [v for v in routes.virtual_hosts if v.name.startswith("web.")]
+    assert vh.routes[0].stat_prefix == "web-stats"
+    retry = vh.routes[0].route.retry_policy
+    assert (retry.num_retries.value, retry.retry_on) == (5, "gateway-error")

@@ -19,7 +19,7 @@ from ketch.controlplane.translate.route_match import (
     MatchContext, applies, gateway_names, merge_delegate, route_match,
 )
 from ketch.controlplane.translate.service import Service, ServicePort
-from ketch.controlplane.translate.util import attr, cluster_name, duration, fqdn, seq
+from ketch.controlplane.translate.util import attr, cluster_name, duration, fqdn, seq, snake_keys
 
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ def config_path(kind: str, namespace: str, name: str) -> str:
 def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext,
                 vs_name: str = "") -> rc.Route:
     route = rc.Route(name=_name(rule, match), match=route_match(match))
+    if attr(match, "stat_prefix"):
+        route.stat_prefix = match.stat_prefix
     if vs_name:
         route.metadata.filter_metadata["istio"].update(
             {"config": config_path("virtual-service", vs_namespace, vs_name)})
@@ -135,7 +137,7 @@ def _route_action(rule: Any, ns: str, ctx: RouteContext, route: rc.Route) -> rc.
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(timeout)
     else:
         action.timeout.CopyFrom(timeout)
-    retry = ra.retry_policy(attr(rule, "retries"))
+    retry = ra.retry_policy(attr(rule, "retries"), mesh_retry_default(ctx.snapshot))
     if retry is not None:
         action.retry_policy.CopyFrom(retry)
     ra.rewrite(action, attr(rule, "rewrite"), attr(rule, "rewrite", "uri_regex_rewrite"))
@@ -157,8 +159,15 @@ def default_route(cluster: str, ctx: RouteContext, hash_policy: Iterable[Any] = 
         action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration_pb2.Duration())
     else:
         action.timeout.CopyFrom(duration_pb2.Duration())
-    action.retry_policy.CopyFrom(ra.default_retry_policy())
+    retry = ra.retry_policy(None, mesh_retry_default(ctx.snapshot))
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
     return rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action)
+
+
+def mesh_retry_default(snapshot: Snapshot) -> Any:
+    raw = attr(snapshot.mesh, "default_http_retry_policy")
+    return snake_keys(raw) if isinstance(raw, dict) else raw
 
 
 def vs_routes(vs: Any, ctx: RouteContext, _depth: int = 0) -> list[rc.Route]:

@@ -48,10 +48,13 @@ def _previous_hosts() -> rc.RetryPolicy.RetryHostPredicate:
     )
 
 
-def retry_policy(retries: Any) -> rc.RetryPolicy | None:
-    """`attempts: N` is N retries after the first try; `attempts: 0` turns retries off."""
+def retry_policy(retries: Any, mesh_default: Any = None) -> rc.RetryPolicy | None:
+    """`attempts: N` is N retries after the first try; `attempts: 0` turns retries off.
+    Without one, MeshConfig's `defaultHttpRetryPolicy`, else Istio's built-in default."""
     if retries is None:
-        return default_retry_policy()
+        if mesh_default is None:
+            return default_retry_policy()
+        retries = mesh_default
     attempts = attr(retries, "attempts")
     if attempts is not None and int(attempts) == 0:
         return None
@@ -73,6 +76,11 @@ def retry_policy(retries: Any) -> rc.RetryPolicy | None:
         policy.retry_on = ",".join(conditions)
         del policy.retriable_status_codes[:]
         policy.retriable_status_codes.extend(codes)
+    if attr(retries, "retry_ignore_previous_hosts") is False:
+        del policy.retry_host_predicate[:]
+        policy.host_selection_retry_max_attempts = 0
+    if attr(retries, "backoff"):
+        policy.retry_back_off.base_interval.CopyFrom(duration(retries.backoff))
     return policy
 
 

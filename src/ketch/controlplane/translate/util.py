@@ -129,3 +129,14 @@ def visible(export_to: frozenset[str], owner_namespace: str, namespace: str) -> 
 def export_set(values: Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
     values = tuple(v.strip() for v in (values or ()) if v and v.strip())
     return frozenset(values) if values else default
+
+
+def snake_keys(value: Any) -> Any:
+    """A raw camelCase dict (e.g. MeshConfig's defaultHttpRetryPolicy) with snake_case keys,
+    so `attr` reads it like a model spec."""
+    if isinstance(value, dict):
+        return {re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(k)).lower(): snake_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_keys(v) for v in value]
+    return value
