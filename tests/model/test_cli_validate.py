@@ -128,3 +128,18 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 def test_samples_validate(samples_dir: Path) -> None:
     result = run("-f", str(samples_dir))
     assert result.exit_code == 0, result.stdout
+
+
+def test_json_output(tmp_path: Path) -> None:
+    import json
+
+    f = tmp_path / "vs.yaml"
+    f.write_text(BAD.replace("timeout: 10", "timeout: 10s"))
+    result = run("-f", str(f), "-o", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["valid"] is False and report["resources"] == 0
+    assert [(e["line"], e["path"]) for e in report["errors"]] == [(9, "spec.http[0].route"), (21, "spec.http[0].retries.retryOn")]
+    assert report["errors"][0]["message"].startswith(f"{f}:9: VirtualService default/reviews: ")
+    ok = run("-f", "-", "-o", "json", stdin=GOOD)
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["valid"] is True
