@@ -44,7 +44,8 @@ destination = st.sampled_from([{"host": "web", "subset": "v1"}, {"host": "web", 
                                {"host": "web"}])
 extras = st.fixed_dictionaries({}, optional={
     "timeout": st.sampled_from(["1s", "250ms"]),
-    "retries": st.sampled_from([{"attempts": 0}, {"attempts": 3, "perTryTimeout": "1s",
+    "retries": st.sampled_from([{"attempts": 0}, {"attempts": 2, "backoff": "100ms"},
+                                {"attempts": 3, "perTryTimeout": "1s",
                                                   "retryOn": "5xx,503"}]),
     "fault": st.sampled_from([{"abort": {"httpStatus": 503, "percentage": {"value": 10}}},
                               {"delay": {"fixedDelay": "1s", "percentage": {"value": 50}}}]),
