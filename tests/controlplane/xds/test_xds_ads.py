@@ -309,7 +309,7 @@ async def test_endpoints_only_push_sends_eds_first(served_partial) -> None:
 
 
 def test_response_bytes_are_a_discovery_response() -> None:
-    from ketch.controlplane.xds.cache import Encoded
+    from ketch.controlplane.xds.cache import Encoded, ResourceSet
     from ketch.controlplane.xds.connection import Response
 
     clusters = [Cluster(name=f"c{i}", connect_timeout={"seconds": i}) for i in range(3)]
@@ -319,6 +319,9 @@ def test_response_bytes_are_a_discovery_response() -> None:
     for c in clusters:
         expected.resources.add().Pack(c)
     assert resp == expected
+    whole = ResourceSet({e.name: e for e in reversed(encoded)})  # ordered by name again
+    assert Response("v7", CLUSTER, "nonce-1", whole.ordered(), whole).to_proto() == expected
+    assert whole.select(frozenset({"c1", "zz"})).ordered() == (encoded[1],)
 
 
 async def test_full_sets_by_default_for_eds_and_rds(served) -> None:

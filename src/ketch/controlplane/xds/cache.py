@@ -67,13 +67,14 @@ class ResourceSet(Mapping[str, Encoded]):
     (over names and digests), the name-sorted list and subsets by subscribed names are each
     computed once per set, not once per proxy."""
 
-    __slots__ = ("_items", "_fingerprint", "_ordered", "_selections")
+    __slots__ = ("_items", "_fingerprint", "_ordered", "_selections", "_wire")
 
     def __init__(self, items: Mapping[str, Encoded]) -> None:
         self._items = dict(items)
         self._fingerprint: bytes | None = None
         self._ordered: tuple[Encoded, ...] | None = None
         self._selections: dict[frozenset[str], ResourceSet] = {}
+        self._wire: bytes | None = None
 
     def __getitem__(self, name: str) -> Encoded:
         return self._items[name]
@@ -101,6 +102,12 @@ class ResourceSet(Mapping[str, Encoded]):
         if self._ordered is None:
             self._ordered = tuple(self._items[n] for n in sorted(self._items))
         return self._ordered
+
+    def wire(self) -> bytes:
+        """The `resources` fields of a DiscoveryResponse carrying this whole set."""
+        if self._wire is None:
+            self._wire = b"".join(r.entry for r in self.ordered())
+        return self._wire
 
     def select(self, names: frozenset[str]) -> ResourceSet:
         """The subset a proxy subscribed to by name."""

@@ -70,11 +70,13 @@ class Response:
     version_info: str
     type_url: str
     nonce: str
-    resources: tuple[Encoded, ...]
+    resources: Sequence[Encoded]  # a ResourceSet's own ordered tuple reuses its wire bytes
+    whole: ResourceSet | None = None  # set when `resources` is all of this set
 
     def to_bytes(self) -> bytes:
-        return b"".join((length_delimited(1, self.version_info.encode()),
-                         *(r.entry for r in self.resources),
+        body = (self.whole.wire() if self.whole is not None
+                else b"".join(r.entry for r in self.resources))
+        return b"".join((length_delimited(1, self.version_info.encode()), body,
                          length_delimited(4, self.type_url.encode()),
                          length_delimited(5, self.nonce.encode())))
 
@@ -157,7 +159,8 @@ class Connection:
             return None
         chosen, holds = planned
         nonce = next_nonce()
-        response = Response(self.version, watch.type_url, nonce, tuple(chosen))
+        whole = holds if isinstance(holds, ResourceSet) and chosen is holds.ordered() else None
+        response = Response(self.version, watch.type_url, nonce, tuple(chosen), whole)
         watch.sent = holds
         watch.sent_fingerprint = holds.fingerprint() if isinstance(holds, ResourceSet) else b""
         watch.nonce_sent = nonce
