@@ -8,7 +8,7 @@ metadata keys follow Istio's agent (`NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -63,6 +63,13 @@ class ProxyNode:
     @classmethod
     def from_id(cls, node_id: str, metadata: Mapping[str, Any] | None = None) -> ProxyNode:
         meta = dict(metadata or {})
+        if "~" not in node_id and node_id:
+            # A hand-written gRPC bootstrap may use any id: read it as a workload name in the
+            # metadata's namespace, so a stock client still gets served.
+            ns = str(meta.get("NAMESPACE") or "default")
+            ip = str(meta.get("INSTANCE_IPS") or "").split(",")[0]
+            istio_id = f"sidecar~{ip}~{node_id}.{ns}~{ns}.svc.cluster.local"
+            return replace(cls.from_id(istio_id, meta), id=node_id)
         parts = node_id.split("~")
         if len(parts) != 4:
             raise NodeError(f"node id {node_id!r}: want TYPE~IP~POD.NAMESPACE~DOMAIN")

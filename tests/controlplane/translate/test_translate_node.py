@@ -68,3 +68,11 @@ def test_scope_key_covers_translation_inputs() -> None:
     assert a.scope_key() != ProxyNode.from_id(base, {"LABELS": {"app": "x"},
                                                      "GENERATOR": "grpc"}).scope_key()
     hash(a)
+
+
+def test_a_plain_grpc_bootstrap_id_is_served() -> None:
+    p = ProxyNode.from_id("my-client", {"GENERATOR": "grpc", "NAMESPACE": "shop"})
+    assert p.type is ProxyType.GRPC and p.namespace == "shop" and p.pod_name == "my-client"
+    assert p.id == "my-client"
+    plain = ProxyNode.from_id("another", {})
+    assert plain.type is ProxyType.SIDECAR and plain.namespace == "default"
