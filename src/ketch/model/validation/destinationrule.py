@@ -196,10 +196,14 @@ def load_balancer(ctx: Ctx, path: Path, lb: LoadBalancerSettings | None, outlier
     if lb.warmup is not None:
         w = lb.warmup
         ctx.duration(path / "warmup" / "duration", w.duration)
-        if w.minimum_percent is not None and not 0 <= w.minimum_percent <= 100:
-            ctx.error(path / "warmup" / "minimumPercent", "minimumPercent must be in range [0, 100]")
-        if w.aggression is not None and w.aggression < 1:
-            ctx.error(path / "warmup" / "aggression", "aggression must be greater than or equal to 1")
+        # bounds from the CRD schema (kubebuilder Minimum/Maximum), in the API server's words
+        wp = path / "warmup"
+        if w.minimum_percent is not None and w.minimum_percent < 0:
+            ctx.error(wp / "minimumPercent", f"Invalid value: {w.minimum_percent:g}: {wp}.minimumPercent in body should be greater than or equal to 0")
+        if w.minimum_percent is not None and w.minimum_percent > 100:
+            ctx.error(wp / "minimumPercent", f"Invalid value: {w.minimum_percent:g}: {wp}.minimumPercent in body should be less than or equal to 100")
+        if w.aggression is not None and w.aggression < 0:
+            ctx.error(wp / "aggression", f"Invalid value: {w.aggression:g}: {wp}.aggression in body should be greater than or equal to 0")
         if lb.warmup_duration_secs is not None:
             ctx.error(path, "only one of warmupDurationSecs or warmup may be set")
 
