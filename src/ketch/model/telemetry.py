@@ -50,6 +50,7 @@ class Tracing(Spec):
     custom_tags: dict[str, CustomTag] = {}
     use_request_id_for_trace_sampling: bool | None = None
     enable_istio_tags: bool | None = None
+    disable_context_propagation: bool | None = None
 
 
 MetricName = Literal[
