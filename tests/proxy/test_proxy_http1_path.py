@@ -134,3 +134,17 @@ async def test_direct_response_redirect_rewrites_and_header_ops():
             assert r.headers["x-resp"] == "yes"
             r = await c.get(f"http://127.0.0.1:{port}/re/abc")
             assert r.json()["path"] == "/got/abc"
+
+
+async def test_normalize_path_and_merge_slashes_before_routing():
+    async with upstream(echo) as up:
+        port = free_port()
+        vh = vhost(route("c", prefix="/public"),
+                   {"match": {"prefix": "/"}, "directResponse": {"status": 403}})
+        b = bootstrap([http_listener(port, vh, hcm_extra={"normalizePath": True, "mergeSlashes": True})],
+                      [cluster("c", up)])
+        async with running_proxy(b):
+            out = await raw_request(port, b"GET /x/..//public/./a?q=/../ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 200") and b'"path": "/public/a?q=/../"' in out
+            out = await raw_request(port, b"GET /public/../private HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 403")

@@ -207,6 +207,8 @@ class HttpManager:
     server_name: str = "envoy"
     codec: str = "AUTO"
     access_log: bool = False
+    normalize_path: bool = False
+    merge_slashes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +279,8 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         table = compile_route_config(h.route_config)
     else:
         raise Unsupported(f"{where}: neither rds nor route_config")
+    if h.path_with_escaped_slashes_action not in (0, 1):  # default / KEEP_UNCHANGED
+        raise Unsupported(f"{where}.path_with_escaped_slashes_action is not supported")
     websocket = any(u.upgrade_type.lower() == "websocket" and (not u.HasField("enabled") or u.enabled.value)
                     for u in h.upgrade_configs)
     return HttpManager(
@@ -290,7 +294,8 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         request_timeout=opt_dur(h, "request_timeout", None) or None,
         max_request_headers_kb=uint(h, "max_request_headers_kb", 60), websocket=websocket,
         server_name=h.server_name or "envoy", codec=hcm_pb2.HttpConnectionManager.CodecType.Name(h.codec_type),
-        access_log=len(h.access_log) > 0)
+        access_log=len(h.access_log) > 0,
+        normalize_path=h.HasField("normalize_path") and h.normalize_path.value, merge_slashes=h.merge_slashes)
 
 
 def compile_tcp_proxy(t: tcp_proxy_pb2.TcpProxy, where: str) -> TcpProxy:

@@ -34,6 +34,30 @@ def _request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
+def normalize_target(target: str, dot_segments: bool, merge_slashes: bool) -> str:
+    """Envoy's normalize_path (RFC 3986 dot-segment removal) and merge_slashes, on the path only."""
+    path, q, query = target.partition("?")
+    if merge_slashes:
+        while "//" in path:
+            path = path.replace("//", "/")
+    if dot_segments and "." in path:
+        out: list[str] = []
+        segments = path.split("/")
+        for i, seg in enumerate(segments[1:], 1):
+            if seg == ".":
+                if i == len(segments) - 1:
+                    out.append("")
+            elif seg == "..":
+                if out:
+                    out.pop()
+                if i == len(segments) - 1:
+                    out.append("")
+            else:
+                out.append(seg)
+        path = "/" + "/".join(out)
+    return path + q + query
+
+
 def _internal(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip.split("%")[0]).is_private
@@ -297,6 +321,8 @@ class Stream:
             authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
             host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "80")
             conn.original_dst = (host or authority, int(port) if port.isdigit() else 80)
+        if (hcm.normalize_path or hcm.merge_slashes) and target[:1] == "/":
+            target = normalize_target(target, hcm.normalize_path, hcm.merge_slashes)
         self.authority = authority
         self.upstream_target = target
         if not self.request_complete and head.version == "1.1" and self.h2 is None:
