@@ -45,6 +45,7 @@ AUTHORIZATION_POLICY = [
     Case("ap-principal-wildcard-middle", AP, {SRC: {"notPrincipals": ["cluster.local/ns/*/sa/sleep"]}}, {SRC: {"notPrincipals": ["*/ns/default/sa/sleep"]}}, f"{SRC}.notPrincipals[0]", 'invalid value "cluster.local/ns/*/sa/sleep" in notPrincipals: "*" is only supported as a prefix, a suffix or the whole value'),
     Case("ap-namespace-invalid", AP, {SRC: {"namespaces": ["Bad_NS"]}}, {SRC: {"namespaces": ["prod-*"]}}, f"{SRC}.namespaces[0]", 'invalid namespace "Bad_NS": must be a DNS-1123 label'),
     Case("ap-request-principal-empty", AP, {SRC: {"requestPrincipals": [""]}}, {SRC: {"requestPrincipals": ["https://issuer.example.com/*"]}}, f"{SRC}.requestPrincipals[0]", "empty value not allowed, found in RequestPrincipals"),
+    Case("ap-service-accounts-with-principals", AP, {SRC: {"serviceAccounts": ["default/productpage"], "principals": ["cluster.local/ns/default/sa/productpage"]}}, {SRC: {"serviceAccounts": ["default/productpage"]}}, SRC, "Cannot set serviceAccounts with namespaces or principals"),
     Case("ap-source-empty", AP, {SRC: {}}, {SRC: {"notNamespaces": ["test"]}}, SRC, "`from.source` must not be empty, found at rule 0"),
     Case("ap-from-without-source", AP, {f"{R0}.from[0]": {}}, {f"{R0}.from[0]": {"source": {"namespaces": ["prod"]}}}, SRC, "`from.source` must not be nil, found at rule 0"),
     Case("ap-operation-empty", AP, {OP: {}}, {OP: {"notPaths": ["/admin*"]}}, OP, "`to.operation` must not be empty, found at rule 0"),

@@ -181,6 +181,10 @@ def validate_authorization_policy(resource: Resource, ctx: Ctx) -> None:
             for attr in ("principals", "not_principals", "request_principals", "not_request_principals", "namespaces", "not_namespaces"):
                 for k, value in enumerate(getattr(src, attr)):
                     ctx.check(fp / "source" / _camel(attr) / k, _wildcard_value(value, attr))
+            if (src.service_accounts or src.not_service_accounts) and (
+                src.principals or src.not_principals or src.namespaces or src.not_namespaces
+            ):
+                ctx.error(fp / "source", "Cannot set serviceAccounts with namespaces or principals")
             if any(getattr(src, attr) for attr in _TCP_SOURCE):
                 tcp_from = True
         for j, t in enumerate(rule.to):
