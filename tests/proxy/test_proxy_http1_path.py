@@ -148,3 +148,26 @@ async def test_normalize_path_and_merge_slashes_before_routing():
             assert out.startswith(b"HTTP/1.1 200") and b'"path": "/public/a?q=/../"' in out
             out = await raw_request(port, b"GET /public/../private HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             assert out.startswith(b"HTTP/1.1 403")
+
+
+async def test_stream_idle_request_and_connection_idle_timeouts():
+    async def slow(req: web.Request) -> web.Response:
+        await asyncio.sleep(3)  # beyond the 0.5 s idle timeout plus the 1 s sweep
+        return web.Response(text="late")
+
+    async with upstream(slow) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c", timeout="0s")), hcm_extra={
+            "streamIdleTimeout": "0.5s", "requestTimeout": "0.5s",
+            "commonHttpProtocolOptions": {"idleTimeout": "0.5s"}})], [cluster("c", up)])
+        async with running_proxy(b):
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            out = await raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", timeout=10)
+            assert out.startswith(b"HTTP/1.1 408") and out.endswith(b"stream timeout")
+            assert loop.time() - t0 < 4
+            out = await raw_request(port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab", timeout=10)
+            assert out.startswith(b"HTTP/1.1 408") and out.endswith(b"request timeout")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # an idle connection is closed
+            writer.close()

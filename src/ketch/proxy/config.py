@@ -209,6 +209,7 @@ class HttpManager:
     access_log: bool = False
     normalize_path: bool = False
     merge_slashes: bool = False
+    idle_timeout: float | None = 3600.0  # downstream connection idle (common_http_protocol_options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +280,13 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         table = compile_route_config(h.route_config)
     else:
         raise Unsupported(f"{where}: neither rds nor route_config")
+    idle = 3600.0
+    if h.HasField("common_http_protocol_options"):
+        cho = h.common_http_protocol_options
+        check_fields(cho, ("idle_timeout", "headers_with_underscores_action"), f"{where}.common_http_protocol_options")
+        if cho.headers_with_underscores_action != 0:
+            raise Unsupported(f"{where}.common_http_protocol_options.headers_with_underscores_action is not supported")
+        idle = opt_dur(cho, "idle_timeout", idle) or None
     if h.path_with_escaped_slashes_action not in (0, 1):  # default / KEEP_UNCHANGED
         raise Unsupported(f"{where}.path_with_escaped_slashes_action is not supported")
     websocket = any(u.upgrade_type.lower() == "websocket" and (not u.HasField("enabled") or u.enabled.value)
@@ -295,7 +303,8 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         max_request_headers_kb=uint(h, "max_request_headers_kb", 60), websocket=websocket,
         server_name=h.server_name or "envoy", codec=hcm_pb2.HttpConnectionManager.CodecType.Name(h.codec_type),
         access_log=len(h.access_log) > 0,
-        normalize_path=h.HasField("normalize_path") and h.normalize_path.value, merge_slashes=h.merge_slashes)
+        normalize_path=h.HasField("normalize_path") and h.normalize_path.value, merge_slashes=h.merge_slashes,
+        idle_timeout=idle)
 
 
 def compile_tcp_proxy(t: tcp_proxy_pb2.TcpProxy, where: str) -> TcpProxy:

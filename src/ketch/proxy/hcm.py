@@ -93,6 +93,7 @@ class Http1Downstream:
         self.listener_name = ""
         self.external = hcm.use_remote_address and not _internal(peer[0])
         self.drain_after = False  # its listener was removed: close after the current response
+        self.last_active = time.monotonic()
 
     # -- asyncio
     def connection_made(self, transport) -> None:
@@ -102,6 +103,7 @@ class Http1Downstream:
         self.state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         if self.tunnel is not None:
             self.tunnel.tunnel_from_downstream(data)
             return
@@ -236,7 +238,7 @@ class Stream:
                  "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
                  "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
                  "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
-                 "tunnel_att")
+                 "tunnel_att", "last_active")
 
     def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
         self.conn = conn
@@ -277,10 +279,12 @@ class Stream:
         self.request_id = ""
         self.hdrs: dict[str, str] = {}
         self.tunnel_att = None
+        self.last_active = self.t0
 
     # -- request side
     def on_request_body(self, data: bytes) -> None:
         self.req_bytes += len(data)
+        self.last_active = self.conn.last_active
         sink = self.sink
         if sink is not None:
             sink.write_body(data)
@@ -635,6 +639,7 @@ class Stream:
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)
+        self.last_active = time.monotonic()
         if self.h2 is not None:
             if not self.h2.send_data(data) and self.attempt is not None:
                 self.attempt.pause_response()
@@ -746,6 +751,18 @@ class Stream:
         self.resp_bytes = len(body)
         self.conn.write(encode_response_head(status, headers) + body)
         self.finish()
+
+    def timed_out(self, reason: str) -> None:
+        """stream_idle_timeout / request_timeout (swept by ProxyState): 408, or reset mid-response."""
+        if self.done or self.tunnel_att is not None:
+            return
+        if self.attempt is not None:
+            self.attempt.cancel()
+            self.attempt = None
+        if self.conn.hcm is not None:
+            self.conn.stats.downstream_rq_timeout.value += 1
+        self.flags.append("SI" if reason == "stream" else "DT")
+        self.local_reply(408, b"stream timeout" if reason == "stream" else b"request timeout", close=True)
 
     def abort_downstream(self) -> None:
         """The response cannot be completed: reset the stream (HTTP/2) or the connection."""

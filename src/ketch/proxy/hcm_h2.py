@@ -8,6 +8,8 @@ stream that cannot finish is reset alone, not the connection.
 
 from __future__ import annotations
 
+import time
+
 from ketch.proxy.http2_io import H2ServerProtocol
 
 
@@ -20,6 +22,7 @@ class _Handler:
         self.stream = stream
 
     def on_body(self, data: bytes) -> None:
+        self.stream.conn.last_active = time.monotonic()
         self.stream.on_request_body(data)
 
     def on_trailers(self, headers) -> None:
@@ -54,6 +57,7 @@ class H2Downstream:
         self.closed = False
         self.corked = None
         self.drain_after = False
+        self.last_active = 0.0
         self.server = H2ServerProtocol(self._on_request)
         self.transport = None
 

@@ -60,6 +60,7 @@ class Proxy:
         explicit = str(node.metadata.get("INTERCEPTION_MODE", "")).upper() == "NONE"
         self.state = state = ProxyState(loop, node, rng=self.rng, explicit_proxy=explicit,
                                         reuse_port=self.reuse_port, access_log=self.access_log)
+        state.start_sweeps()
         self.config = config = ConfigManager(state, b.static_resources.listeners, b.static_resources.clusters)
         await config.apply_static()
         target = ads_target(b)

@@ -72,6 +72,32 @@ class ProxyState:
         self._http_stats: dict[str, HttpStats] = {}
         self._labels: dict[str, tuple] = {}
         self._lock = asyncio.Lock()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start_sweeps(self, period: float = 1.0) -> None:
+        """Idle and stream timeouts are checked once a period for all connections, so the
+        request path pays a timestamp, not a timer."""
+        self._sweeper = self.loop.call_later(period, self._sweep, period)
+
+    def _sweep(self, period: float) -> None:
+        now = time.monotonic()
+        for c in list(self.connections):
+            hcm = getattr(c, "hcm", None)
+            streams = getattr(c, "streams", None)
+            if hcm is None or streams is None:
+                continue
+            if not streams:
+                if hcm.idle_timeout and now - getattr(c, "last_active", now) > hcm.idle_timeout and c.transport:
+                    c.transport.close()
+                continue
+            for st in list(streams):
+                if st.done or not st.started:
+                    continue
+                if hcm.request_timeout and not st.request_complete and now - st.t0 > hcm.request_timeout:
+                    st.timed_out("request")
+                elif hcm.stream_idle_timeout and now - st.last_active > hcm.stream_idle_timeout:
+                    st.timed_out("stream")
+        self._sweeper = self.loop.call_later(period, self._sweep, period)
 
     def http_stats(self, prefix: str) -> HttpStats:
         s = self._http_stats.get(prefix)
@@ -192,6 +218,8 @@ class ProxyState:
     async def drain(self, timeout: float) -> None:
         """SIGTERM: stop accepting, let in-flight requests finish (up to timeout), then close."""
         self.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self.listener_manager.close()
         deadline = self.loop.time() + timeout
         for c in list(self.connections):
