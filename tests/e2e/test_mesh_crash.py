@@ -51,3 +51,44 @@ def test_supervisor_killed_then_next_up_clears_leftovers(tmp_path):
     finally:
         mesh.down()
     assert no_leftovers(mesh) == EMPTY
+
+
+def test_reuses_a_running_control_plane_and_leaves_it_up(tmp_path):
+    """`ketch up` reuses a control plane already listening (here on loopback only, so the
+    pods reach its xDS port through the runtime's relay on the bridge); `ketch down` does
+    not stop what it did not start."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    skip_unless_pod_mode()
+    mesh = Mesh(tmp_path / "state")
+    cp = subprocess.Popen([sys.executable, "-m", "ketch", "control-plane", "--host",
+                           "127.0.0.1", "--xds-port", str(mesh.xds_port), "--http-port",
+                           str(mesh.http_port), "--log-level", "warning"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{mesh.rest}/healthz", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "control plane did not start"
+                time.sleep(0.1)
+        mesh.up(EXAMPLES / "tcp-echo" / "tcp-echo.yaml", extra=("--no-gateway",))
+        record = json.loads((mesh.state_dir / "runtime.json").read_text())
+        assert record["control_plane_pid"] == 0  # reused, not started
+        # the sidecars got their config through the relay: each pod is registered and synced
+        with urllib.request.urlopen(f"{mesh.rest}/api/v1/registry/instances") as resp:
+            names = {i["name"] for i in json.loads(resp.read())["items"]}
+        assert names == {p["name"] for p in mesh.pods()}
+        assert len(mesh.proxies()) == 2
+        assert mesh.down().returncode == 0
+        assert cp.poll() is None  # still running
+        with urllib.request.urlopen(f"{mesh.rest}/api/v1/registry/instances") as resp:
+            assert json.loads(resp.read())["items"] == []  # pods unregistered on the way out
+    finally:
+        mesh.down()
+        cp.terminate()
+        cp.wait(30)

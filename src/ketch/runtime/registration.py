@@ -83,6 +83,17 @@ class RegistryClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return None
 
+    async def config(self, kind: str) -> list[dict] | None:
+        try:
+            async with self._s().get(f"{self.base}/api/v1/config",
+                                     params={"kind": kind}) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+                return list(body.get("items") or [])
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+
     async def healthy(self) -> bool:
         try:
             async with self._s().get(f"{self.base}/healthz") as resp:

@@ -84,6 +84,9 @@ class Runtime:
         self.net: netplan.MeshNetwork | None = None
         self.pods: dict[str, Pod] = {}
         self.servers: list[asyncio.Server] = []
+        self.published: dict[int, asyncio.Server | None] = {}
+        self.gateway: Pod | None = None
+        self._watcher: asyncio.Task | None = None
 
     def _set(self, **changes) -> None:
         assert self.record is not None
@@ -115,6 +118,10 @@ class Runtime:
         used = await asyncio.to_thread(netexec.used_subnets)
         self.net = netplan.MeshNetwork(prefix, netplan.choose_subnet(used))
         await asyncio.to_thread(netexec.setup_bridge, self.net)
+        if not await netexec.tcp_open(None, self.net.gateway, self.options.xds_port):
+            # a reused control plane listening on loopback only: relay xDS from the bridge
+            self.servers.append(await publish(self.net.gateway, self.options.xds_port,
+                                              ("127.0.0.1", self.options.xds_port)))
         self._set(subnet=str(self.net.subnet), xds=f"{self.net.gateway}:{self.options.xds_port}")
         self._write_services(manifest)
         launch = LaunchConfig(xds_address=f"{self.net.gateway}:{self.options.xds_port}",
@@ -136,17 +143,42 @@ class Runtime:
             self.pods[spec.name] = Pod(spec, pnet, instance_ports(spec, manifest.services),
                                        self.state, self.registry, launch, proxy_mode=mode)
         await asyncio.gather(*(pod.start() for pod in self.pods.values()))
-        gateway = next((p for p in self.pods.values() if p.proxy_mode == "router"), None)
-        if gateway is not None:
-            for port in published:
-                self.servers.append(await publish(self.options.publish_host, port,
-                                                  (gateway.net.ip, port)))
-            self._set(published=tuple(f"{self.options.publish_host}:{p}" for p in published))
+        self.gateway = next((p for p in self.pods.values() if p.proxy_mode == "router"), None)
+        await self._publish(published)
         await self._wait_ready()
         await self._wait_synced()
         self.servers.append(await asyncio.start_unix_server(self._control,
                                                             path=str(self.state.socket)))
         self._set(phase="Ready")
+        if self.gateway is not None:
+            self._watcher = asyncio.create_task(self._watch_gateways())
+
+    async def _publish(self, ports: list[int]) -> None:
+        """Relay host ports to the gateway pod (ports already published are kept)."""
+        if self.gateway is None:
+            return
+        for port in ports:
+            if port in self.published:
+                continue
+            try:
+                self.published[port] = await publish(self.options.publish_host, port,
+                                                     (self.gateway.net.ip, port))
+            except OSError as exc:
+                print(f"cannot publish gateway port {port}: {exc}", file=sys.stderr,
+                      flush=True)
+                self.published[port] = None
+        self._set(published=tuple(f"{self.options.publish_host}:{p}"
+                                  for p, server in sorted(self.published.items()) if server))
+
+    async def _watch_gateways(self, interval: float = 2.0) -> None:
+        """Gateways applied after `ketch up` (`ketch apply`) get their ports published too."""
+        while True:
+            await asyncio.sleep(interval)
+            items = await self.registry.config("Gateway")
+            if items:
+                ports = gateway_ports([dict(i, kind="Gateway") for i in items])
+                if set(ports) - set(self.published):
+                    await self._publish(ports)
 
     async def _ensure_control_plane(self) -> None:
         if await self.registry.healthy():
@@ -253,9 +285,13 @@ class Runtime:
     async def stop(self) -> None:
         if self.record is not None:
             self._set(phase="Stopping")
-        for server in self.servers:
-            server.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for server in [*self.servers, *self.published.values()]:
+            if server is not None:
+                server.close()
         self.servers = []
+        self.published = {}
         await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
         await self.registry.close()
         if self.control_plane is not None:
