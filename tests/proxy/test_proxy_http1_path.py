@@ -171,3 +171,33 @@ async def test_stream_idle_request_and_connection_idle_timeouts():
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert await asyncio.wait_for(reader.read(), 10) == b""  # an idle connection is closed
             writer.close()
+
+
+async def test_large_bodies_stream_both_ways_with_backpressure():
+    blob = bytes(range(256)) * 4096 * 16  # 16 MiB
+
+    async def big(req: web.Request) -> web.StreamResponse:
+        if req.method == "POST":
+            n = 0
+            async for chunk in req.content.iter_any():
+                n += len(chunk)
+            return web.Response(text=str(n))
+        return web.Response(body=blob)
+
+    async with upstream(big) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))], [cluster("c", up)])
+        async with running_proxy(b), httpx.AsyncClient(timeout=30) as c:
+            got = bytearray()
+            async with c.stream("GET", f"http://127.0.0.1:{port}/big") as r:
+                async for chunk in r.aiter_bytes():
+                    got += chunk
+                    if len(got) < 1 << 20:
+                        await asyncio.sleep(0.01)  # a slow reader at first: the proxy must hold back
+            assert bytes(got) == blob
+
+            async def gen():
+                for i in range(0, len(blob), 1 << 16):
+                    yield blob[i:i + (1 << 16)]
+            r = await c.post(f"http://127.0.0.1:{port}/up", content=gen())
+            assert r.text == str(len(blob))
