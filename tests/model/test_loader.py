@@ -241,3 +241,13 @@ def test_sidecar_duplicate_egress_hosts_are_warnings() -> None:
         ("spec.egress[0].hosts[1]", "duplicated egress host: ./a.example.com"),
         ("spec.egress[0].hosts", "`*/*` host select all resources, no other hosts can be added"),
     }
+
+
+def test_kinds_of_groups_ketch_does_not_serve_are_skipped_with_a_warning() -> None:
+    text = (
+        "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nmetadata: {name: x}\nspec: {profile: demo}\n---\n"
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetri\nmetadata: {name: y}\n"
+    )
+    result = load_text(text)
+    assert [i.kind for i in result.warnings] == ["IstioOperator"]
+    assert [(i.kind, i.reason) for i in result.errors] == [("Telemetri", 'unknown kind "Telemetri" in telemetry.istio.io/v1')]

@@ -21,7 +21,8 @@ from ketch.model.resource import Resource
 from ketch.model.yamlio import ParseError, line_of, parse_documents_checked, path_at_line
 
 SUFFIXES = (".yaml", ".yml", ".json")
-ISTIO_GROUP_SUFFIX = ".istio.io"
+# an unknown kind in a group Ketch serves is a typo (error); any other kind is skipped (warning)
+SERVED_GROUPS = frozenset(info.group for info in KINDS.values() if info.group.endswith(".istio.io"))
 _TOP_LEVEL = {"apiVersion", "kind", "metadata", "status"}
 
 
@@ -208,7 +209,7 @@ def _load_one(data: Any, doc: _Doc, sink: _Sink, validators: bool) -> None:
         if known_groups:
             want = ", ".join(sorted(v for info in KINDS.values() if info.kind == kind for v in info.api_versions()))
             sink.issues.append(doc.issue(["apiVersion"], f'unknown apiVersion "{api_version}" for {kind} (want {want})'))
-        elif group.endswith(ISTIO_GROUP_SUFFIX):
+        elif group in SERVED_GROUPS:
             sink.issues.append(doc.issue(["kind"], f'unknown kind "{kind}" in {api_version}'))
         else:
             sink.issues.append(doc.issue(["kind"], f'unsupported kind "{kind}" ({api_version}): ignored', "Warning"))
