@@ -25,6 +25,7 @@ _POSSESSIVE = re.compile(r"(?<!\\)[*+?}][+]")
 _UNICODE_CLASS = re.compile(r"\\[pP](\{\^?\w+\}|\w)")
 _QUOTED = re.compile(r"\\Q(.*?)(\\E|$)", re.S)
 _INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
+_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
 
 
@@ -74,6 +75,7 @@ def re2_error(pattern: str) -> str | None:
             return f"error parsing regexp: invalid repeat count: `{rm.group(0)}`"
     py = _QUOTED.sub(lambda q: re.escape(q.group(1)), pattern)
     py = _UNICODE_CLASS.sub("x", py).replace("\\z", "\\Z").replace("\\C", ".")
+    py = _NAMED_GROUP.sub("(?P<", py)  # Go (RE2 syntax since Go 1.22) accepts (?<name>...)
     py = _INLINE_FLAGS.sub(lambda f: f.group(0) if f.start() == 0 else "", py.replace("U)", ")"))
     try:
         re.compile(py)
