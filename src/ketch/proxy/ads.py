@@ -64,7 +64,8 @@ class AdsClient:
             except asyncio.CancelledError:
                 raise
             except (grpc.RpcError, OSError) as exc:
-                self.last_error = str(getattr(exc, "details", lambda: exc)() or exc)
+                details = exc.details() if isinstance(exc, grpc.RpcError) and hasattr(exc, "details") else None
+                self.last_error = str(details or exc)
                 log.warning("ADS stream to %s failed: %s", self.target, self.last_error)
             self.connected = False
             if self._stopping:

@@ -75,7 +75,7 @@ class H2Downstream:
         self.server.takeover(transport, first_bytes)
 
     def _on_request(self, dstream, head, end_stream: bool):
-        from ketch.proxy.hcm import Stream
+        from ketch.proxy.stream import Stream
 
         self.stats.downstream_rq_total.value += 1
         self.stats.downstream_rq_http2_total.value += 1

@@ -1,0 +1,658 @@
+"""One request/response exchange: the HTTP filters (CORS, fault) and the router.
+
+A `Stream` runs the filter chain and then the router: pick the cluster (weighted), the host
+(load balancer, previous-hosts predicate), get a pooled connection (`ClusterRuntime.acquire`,
+which may refuse with UO) and forward head and body; it answers local replies with Envoy's
+bodies and response flags. One `attempt.Attempt` is one upstream try; retry decisions come
+from `retry.RetryState` on the single `Outcome` classification that also feeds outlier
+detection and stats. There is no task per request: callbacks and loop timers only. The
+stream writes through its downstream: HTTP/1.1 framing, or an HTTP/2 stream (`self.h2`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ketch.proxy import retry as retry_mod
+from ketch.proxy.attempt import Attempt, MirrorAttempt
+from ketch.proxy.filters import CORS, FAULT
+from ketch.proxy.http1 import (LAST_CHUNK, encode_chunk, encode_request_head, encode_response_head,
+                               strip_hop_by_hop)
+from ketch.proxy.lb import compute_hash
+from ketch.proxy.routing import DirectResponse, Redirect, RouteAction
+
+if TYPE_CHECKING:
+    from ketch.proxy.hcm import Http1Downstream
+
+RETRY_BUFFER_LIMIT = 1024 * 1024  # Envoy's per_connection_buffer_limit_bytes default
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID in its text form, without uuid.UUID's overhead."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+def normalize_target(target: str, dot_segments: bool, merge_slashes: bool) -> str:
+    """Envoy's normalize_path (RFC 3986 dot-segment removal) and merge_slashes, on the path only."""
+    path, q, query = target.partition("?")
+    if merge_slashes:
+        while "//" in path:
+            path = path.replace("//", "/")
+    if dot_segments and "." in path:
+        out: list[str] = []
+        segments = path.split("/")
+        for i, seg in enumerate(segments[1:], 1):
+            if seg == ".":
+                if i == len(segments) - 1:
+                    out.append("")
+            elif seg == "..":
+                if out:
+                    out.pop()
+                if i == len(segments) - 1:
+                    out.append("")
+            else:
+                out.append(seg)
+        path = "/" + "/".join(out)
+    return path + q + query
+
+
+class Stream:
+    """One request/response exchange through the filter chain and router."""
+
+    __slots__ = ("conn", "head", "h2", "resp_trailers", "state", "snapshot", "t0", "flags", "status", "req_bytes",
+                 "resp_bytes", "body", "body_len", "body_overflow", "request_complete", "sink", "started",
+                 "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
+                 "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
+                 "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
+                 "tunnel_att", "last_active")
+
+    def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
+        self.conn = conn
+        self.head = head
+        self.h2 = h2  # http2_io.DownstreamStream when the downstream speaks HTTP/2
+        self.resp_trailers = None
+        self.state = conn.state
+        self.snapshot = conn.state.snapshot  # in-flight requests finish on the config they started with
+        self.t0 = time.monotonic()
+        self.flags: list[str] = []
+        self.status = 0
+        self.req_bytes = 0
+        self.resp_bytes = 0
+        self.body: list[bytes] = []
+        self.body_len = 0
+        self.body_overflow = False
+        self.request_complete = False
+        self.sink: Attempt | None = None
+        self.started = False
+        self.response_started = False
+        self.done = False
+        self.down_chunked = False
+        self.keep_alive = head.keep_alive
+        self.route = None
+        self.cluster = None
+        self.wc = None
+        self.attempt: Attempt | None = None
+        self.retry: retry_mod.RetryState | None = None
+        self.timer = None
+        self.backoff_timer = None
+        self.cors = None
+        self.upgrade_requested = False
+        self.upstream_headers: list[tuple[str, str]] = []
+        self.upstream_target = head.target
+        self.authority = ""
+        self.last_outcome = None
+        self.upstream_host = None
+        self.request_id = ""
+        self.hdrs: dict[str, str] = {}
+        self.tunnel_att = None
+        self.last_active = self.t0
+
+    # -- request side
+    def on_request_body(self, data: bytes) -> None:
+        self.req_bytes += len(data)
+        self.last_active = self.conn.last_active
+        sink = self.sink
+        if sink is not None:
+            sink.write_body(data)
+            if not self.body_overflow:
+                self.body_len += len(data)
+                if self.body_len > RETRY_BUFFER_LIMIT:
+                    self.body_overflow = True
+                    self.body.clear()
+                else:
+                    self.body.append(data)
+            return
+        self.body.append(data)
+        self.body_len += len(data)
+        if self.body_len > RETRY_BUFFER_LIMIT:
+            self.body_overflow = True
+            if self.conn.transport is not None and not self.conn.paused:
+                self.conn.paused = True
+                self.conn.transport.pause_reading()
+
+    def on_request_end(self) -> None:
+        self.request_complete = True
+        if self.sink is not None:
+            self.sink.write_end()
+        if self.route is not None and isinstance(self.route.action, RouteAction) and self.route.action.mirrors:
+            self._mirror()
+
+    # -- filter chain
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        conn, head, hcm = self.conn, self.head, self.conn.hcm
+        target = head.target
+        authority = head.get("host") or ""
+        if conn.explicit_proxy and target[:7].lower() == "http://":
+            rest = target[7:]
+            slash = rest.find("/")
+            authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+            host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "80")
+            conn.original_dst = (host or authority, int(port) if port.isdigit() else 80)
+        if (hcm.normalize_path or hcm.merge_slashes) and target[:1] == "/":
+            target = normalize_target(target, hcm.normalize_path, hcm.merge_slashes)
+        self.authority = authority
+        self.upstream_target = target
+        if not self.request_complete and head.version == "1.1" and self.h2 is None:
+            expect = head.get("expect")
+            if expect is not None and expect.lower() == "100-continue":
+                conn.write(_CONTINUE)  # like Envoy (proxy_100_continue off): answer it here, strip it upstream
+        if head.method == "CONNECT":
+            self.local_reply(405, b"CONNECT is not supported on this listener", close=True)
+            return
+        hdrs: dict[str, str] = {}
+        for k, v in head.headers:
+            if k in hdrs:
+                hdrs[k] = hdrs[k] + "," + v
+            else:
+                hdrs[k] = v
+        hdrs[":authority"] = authority
+        hdrs[":path"] = target
+        hdrs[":method"] = head.method
+        hdrs[":scheme"] = "http"
+        self.hdrs = hdrs
+        if hcm.route_table is not None:
+            table = hcm.route_table
+        else:
+            table = self.snapshot.routes.get(hcm.rds_name)
+        route = None
+        if table is not None:
+            vh = table.virtual_host(authority)
+            if vh is not None:
+                route = vh.match(target, hdrs, table.rand)
+        if route is None:
+            conn.stats.no_route.value += 1
+            self.flags.append("NR")
+            self.local_reply(404, b"")
+            return
+        self.route = route
+        if head.upgrade and head.get("upgrade"):
+            self.upgrade_requested = True
+            ok = hcm.websocket or (isinstance(route.action, RouteAction) and route.action.websocket)
+            if not ok or head.get("upgrade", ).lower() != "websocket":
+                self.local_reply(403, b"upgrade failed", close=True)
+                return
+        filters = hcm.filters
+        if filters.cors_enabled:
+            cors = route.per_filter.get(CORS)
+            origin = hdrs.get("origin")
+            if cors is not None and cors.enabled and origin:
+                if cors.allowed_origin(origin):
+                    if head.method == "OPTIONS" and "access-control-request-method" in hdrs:
+                        self.local_reply(200, b"", extra=cors.preflight_headers(origin))
+                        return
+                    self.cors = cors.response_headers(origin)
+        if filters.fault_enabled:
+            fault = route.per_filter.get(FAULT, filters.fault)
+            if fault is not None:
+                delay, abort, grpc_abort = fault.decide(hdrs, self.state.rng.random)
+                if delay is not None:
+                    self.flags.append("DI")
+                    self.timer = self.state.loop.call_later(delay, self._after_delay, abort, grpc_abort)
+                    return
+                if abort is not None or grpc_abort is not None:
+                    self._fault_abort(abort, grpc_abort)
+                    return
+        self._dispatch()
+
+    def _after_delay(self, abort, grpc_abort) -> None:
+        self.timer = None
+        if self.done:
+            return
+        if abort is not None or grpc_abort is not None:
+            self._fault_abort(abort, grpc_abort)
+        else:
+            self._dispatch()
+
+    def _fault_abort(self, abort, grpc_abort) -> None:
+        self.flags.append("FI")
+        if grpc_abort is not None:
+            self.local_reply(200, b"", extra=[("content-type", "application/grpc"), ("grpc-status", str(grpc_abort)),
+                                              ("grpc-message", "fault filter abort")])
+        else:
+            self.local_reply(abort, b"fault filter abort")
+
+    def _dispatch(self) -> None:
+        action = self.route.action
+        if isinstance(action, DirectResponse):
+            self.local_reply(action.status, action.body, route_ops=True)
+        elif isinstance(action, Redirect):
+            self.local_reply(action.status, b"", extra=[("location", self._location(action))], route_ops=True)
+        else:
+            self._forward(action)
+
+    def _location(self, r: Redirect) -> str:
+        path, q, query = self.upstream_target.partition("?")
+        if r.path is not None:
+            path = r.path
+            if "?" in path:
+                path, q, query = path.partition("?")
+        elif r.prefix_rewrite is not None:
+            rv = self.route
+            path = r.prefix_rewrite + path[len(rv.path_value):] if rv.path_kind == "prefix" else r.prefix_rewrite
+        elif r.regex_rewrite is not None:
+            path = r.regex_rewrite[0].sub(r.regex_rewrite[1], path)
+        if r.strip_query:
+            q = query = ""
+        host, _, port = self.authority.partition(":")
+        scheme = r.scheme or "http"
+        if r.host:
+            host = r.host
+        if r.port:
+            port = str(r.port)
+        elif r.scheme and r.scheme != "http":
+            port = ""
+        if (scheme == "http" and port == "80") or (scheme == "https" and port == "443"):
+            port = ""
+        return f"{scheme}://{host}{':' + port if port else ''}{path}{q}{query}"
+
+    # -- router
+    def _forward(self, action: RouteAction) -> None:
+        state = self.state
+        wc = action.pick(state.rng.random)
+        self.wc = wc
+        name = wc.name if wc is not None else action.cluster
+        cluster = self.snapshot.clusters.get(name)
+        if cluster is None:
+            self.flags.append("NC")
+            self.local_reply(503, b"")
+            return
+        self.cluster = cluster
+        conn, head, hcm = self.conn, self.head, self.conn.hcm
+        headers = strip_hop_by_hop(head.headers, keep_upgrade=self.upgrade_requested)
+        if self.upgrade_requested:
+            headers = [(k, v) for k, v in headers if k != "connection"] + [("connection", "upgrade")]
+        hdrs = self.hdrs
+        if "expect" in hdrs:
+            headers = [(k, v) for k, v in headers if k != "expect"]
+        if conn.external:  # Envoy strips x-envoy-* only from external (untrusted) requests
+            headers = [(k, v) for k, v in headers if not k.startswith("x-envoy-")]
+        elif self.route.include_attempt_count and "x-envoy-attempt-count" in hdrs:
+            headers = [(k, v) for k, v in headers if k != "x-envoy-attempt-count"]
+        if hcm.use_remote_address and not hcm.skip_xff_append:
+            xff = self.hdrs.get("x-forwarded-for")
+            ip = conn.peer[0]
+            headers = [(k, v) for k, v in headers if k != "x-forwarded-for"] + [
+                ("x-forwarded-for", f"{xff}, {ip}" if xff else ip)]
+        if "host" not in self.hdrs:  # HTTP/1.0 without Host, or absolute-form only
+            headers.append(("host", self.authority or cluster.name))
+        if "x-forwarded-proto" not in self.hdrs:
+            headers.append(("x-forwarded-proto", "http"))
+        rid = self.hdrs.get("x-request-id")
+        if rid is None and hcm.generate_request_id:
+            rid = _request_id()
+            headers.append(("x-request-id", rid))
+        self.request_id = rid or ""
+        target = self.upstream_target
+        if action.prefix_rewrite is not None and self.route.path_kind in ("prefix", "separated", "any"):
+            target = action.prefix_rewrite + target[len(self.route.path_value):]
+            if target.startswith("//"):
+                target = target[1:]
+        elif action.regex_rewrite is not None:
+            p, q, query = target.partition("?")
+            target = action.regex_rewrite[0].sub(action.regex_rewrite[1], p) + q + query
+        host_rewrite = (wc.host_rewrite if wc is not None and wc.host_rewrite else None) or action.host_rewrite
+        if host_rewrite:
+            headers = [(k, v) for k, v in headers if k != "host"] + [("host", host_rewrite)]
+            headers.append(("x-forwarded-host", self.authority))
+        if wc is not None and wc.request_ops:
+            headers = wc.request_ops.apply(headers)
+        for ops in self.route.request_ops:
+            headers = ops.apply(headers)
+        if head.chunked:
+            headers.append(("transfer-encoding", "chunked"))
+        elif head.content_length is not None:
+            headers.append(("content-length", str(head.content_length)))
+        self.upstream_headers = headers
+        self.upstream_target = target
+        policy = action.retry_policy
+        self.retry = retry_mod.RetryState(policy, cluster.breakers.default.retries, state.rng, cluster.stats) \
+            if policy.enabled else None
+        if action.timeout:
+            self.timer = state.loop.call_later(action.timeout, self._global_timeout)
+        self._attempt()
+
+    def _attempt(self) -> None:
+        self.backoff_timer = None
+        if self.done:
+            return
+        cluster = self.cluster
+        action = self.route.action
+        excluded = self.retry.excluded if self.retry is not None else frozenset()
+        hash_key = compute_hash(action.hash_policy, self.hdrs, self.conn.peer[0],
+                                self.upstream_target.partition("?")[2]) if action.hash_policy else None
+        host = cluster.choose(hash_key, excluded, self.conn.original_dst)
+        if host is None:
+            cluster.stats.upstream_cx_none_healthy.value += 1
+            self.flags.append("UH")
+            self.local_reply(503, b"no healthy upstream")
+            return
+        n = self.retry.on_attempt(host) if self.retry is not None else 1
+        att = Attempt(self, cluster, host, n)
+        self.attempt = att
+        self.upstream_host = host
+        if not cluster.acquire(host, att):
+            self.attempt = None
+            if self.retry is not None:
+                self.retry.on_attempt_done()
+            self.flags.append("UO")
+            self.local_reply(503, b"upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                             extra=[("x-envoy-overloaded", "true")])
+
+    def attempt_headers(self, att: Attempt) -> bytes:
+        headers = self.upstream_headers
+        if self.route.include_attempt_count:
+            headers = headers + [("x-envoy-attempt-count", str(att.number))]
+        return encode_request_head(self.head.method, self.upstream_target, headers)
+
+    def _global_timeout(self) -> None:
+        self.timer = None
+        if self.done:
+            return
+        self.cluster.stats.upstream_rq_timeout.value += 1
+        if self.attempt is not None:
+            self.attempt.cancel()
+            self.attempt = None
+        self.flags.append("UT")
+        self.local_reply(504, b"upstream request timeout")
+
+    def attempt_failed(self, att: Attempt, outcome) -> None:
+        """An attempt ended without a forwarded response (connect failure, reset, per-try timeout)."""
+        if att is not self.attempt or self.done:
+            return
+        self.attempt = None
+        self.last_outcome = outcome
+        if self.response_started:
+            self.flags.append(outcome.flag or "UR")
+            self.abort_downstream()
+            return
+        if self._maybe_retry(outcome, None):
+            return
+        if outcome.flag:
+            self.flags.append(outcome.flag)
+        if outcome.kind == retry_mod.TIMEOUT:
+            self.local_reply(504, b"upstream request timeout")
+        else:
+            self.local_reply(outcome.status, b"upstream connect error or disconnect/reset before headers. reset reason: "
+                             + outcome.reset_reason.encode())
+
+    def _maybe_retry(self, outcome, resp_headers) -> bool:
+        r = self.retry
+        if r is None or self.body_overflow:
+            return False
+        d = r.decide(outcome, time.monotonic(), resp_headers)
+        if d.action == "retry":
+            self.sink = None
+            self.backoff_timer = self.state.loop.call_later(d.delay, self._attempt)
+            return True
+        if d.action == "limit_exceeded":
+            self.flags.append("URX")
+        return False
+
+    def on_response_head(self, att: Attempt, resp) -> bool:
+        """Returns False when the attempt is discarded (retried)."""
+        if att is not self.attempt or self.done:
+            return False
+        status = resp.status
+        if self.retry is not None and status >= 400:
+            grpc = None
+            for k, v in resp.headers:
+                if k == "grpc-status":
+                    grpc = v
+            outcome = retry_mod.Outcome.response(status, grpc)
+            self.last_outcome = outcome
+            if self._maybe_retry(outcome, dict(resp.headers)):
+                self.attempt = None
+                return False
+        self.status = status
+        self.response_started = True
+        head = self.head
+        headers = strip_hop_by_hop(resp.headers, keep_upgrade=status == 101)
+        no_body = head.method == "HEAD" or status in (204, 304) or status < 200
+        if self.h2 is not None:
+            if resp.content_length is not None:
+                headers.append(("content-length", str(resp.content_length)))
+        elif status == 101:
+            pass
+        elif no_body:
+            if resp.content_length is not None and head.method == "HEAD":
+                headers.append(("content-length", str(resp.content_length)))
+        elif resp.content_length is not None:
+            headers.append(("content-length", str(resp.content_length)))
+        elif head.version == "1.1":
+            self.down_chunked = True
+            headers.append(("transfer-encoding", "chunked"))
+        else:
+            self.keep_alive = False
+        headers.append(("x-envoy-upstream-service-time", str(int((time.monotonic() - att.sent_at) * 1000))))
+        if self.wc is not None and self.wc.response_ops:
+            headers = self.wc.response_ops.apply(headers)
+        for ops in self.route.response_ops:
+            headers = ops.apply(headers)
+        if self.cors:
+            headers.extend(self.cors)
+        if self.h2 is not None:
+            self.h2.send_response(status, headers, end_stream=no_body)
+            return True
+        if status != 101 and (not self.keep_alive or not self.request_complete or self.conn.state.draining
+                              or self.conn.drain_after):
+            self.keep_alive = False
+            headers.append(("connection", "close"))
+        self.conn.write(encode_response_head(status, headers))
+        return True
+
+    def on_response_body(self, data: bytes) -> None:
+        self.resp_bytes += len(data)
+        self.last_active = time.monotonic()
+        if self.h2 is not None:
+            if not self.h2.send_data(data) and self.attempt is not None:
+                self.attempt.pause_response()
+            return
+        self.conn.write(encode_chunk(data) if self.down_chunked else data)
+
+    def on_response_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        self.resp_trailers = trailers
+
+    def on_response_end(self, att: Attempt) -> None:
+        if self.h2 is not None:
+            if self.resp_trailers:
+                self.h2.send_trailers(self.resp_trailers)
+            elif not self.h2_ended_at_head():
+                self.h2.send_data(b"", end_stream=True)
+        elif self.down_chunked:
+            if self.resp_trailers:
+                self.conn.write(b"0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in self.resp_trailers).encode("latin-1")
+                                + b"\r\n")
+            else:
+                self.conn.write(LAST_CHUNK)
+        self.finish()
+
+    def h2_ended_at_head(self) -> bool:
+        head = self.head
+        return head.method == "HEAD" or self.status in (204, 304)
+
+    # -- WebSocket / upgrade tunnel
+    def on_upgrade(self, att: Attempt, rest: bytes) -> None:
+        if self.status != 101:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.tunnel_att = att
+        self.conn.tunnel = self
+        if rest:
+            self.conn.write(rest)
+        pending = b"".join(self.body)
+        self.body.clear()
+        if pending:
+            att.conn.write(pending)
+
+    def tunnel_from_downstream(self, data: bytes) -> None:
+        att = self.tunnel_att
+        if att is not None and att.conn is not None:
+            att.conn.write(data)
+        else:
+            self.body.append(data)
+
+    def tunnel_downstream_eof(self) -> None:
+        att = self.tunnel_att
+        if att is not None and att.conn is not None and att.conn.transport is not None:
+            if att.conn.transport.can_write_eof():
+                att.conn.transport.write_eof()
+
+    def on_tunnel_data(self, data: bytes) -> None:
+        self.resp_bytes += len(data)
+        self.conn.write(data)
+
+    def on_tunnel_closed(self) -> None:
+        if self.conn.transport is not None:
+            self.conn.transport.close()
+        self.finish()
+
+    # -- flow control
+    def pause_response(self) -> None:
+        if self.attempt is not None:
+            self.attempt.pause_response()
+
+    def resume_response(self) -> None:
+        if self.attempt is not None:
+            self.attempt.resume_response()
+
+    # -- endings
+    def local_reply(self, status: int, body: bytes, extra=(), close: bool = False, route_ops: bool = False) -> None:
+        if self.done:
+            return
+        if self.response_started:
+            self.abort_downstream()
+            return
+        self.status = status
+        self.response_started = True
+        headers = [("content-length", str(len(body)))]
+        if body:
+            headers.append(("content-type", "text/plain"))
+        headers.extend(extra)
+        if route_ops and self.route is not None:
+            for ops in self.route.response_ops:
+                headers = ops.apply(headers)
+        if self.cors:
+            headers.extend(self.cors)
+        headers.append(("date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
+        headers.append(("server", self.conn.hcm.server_name))
+        if self.h2 is not None:
+            if self.head.method == "HEAD":
+                body = b""
+            self.resp_bytes = len(body)
+            self.h2.send_response(status, headers, end_stream=not body)
+            if body:
+                self.h2.send_data(body, end_stream=True)
+            self.finish()
+            return
+        if close or not self.request_complete or not self.keep_alive or self.state.draining or self.conn.drain_after:
+            self.keep_alive = False
+            headers.append(("connection", "close"))
+        if self.head.method == "HEAD":
+            body = b""
+        self.resp_bytes = len(body)
+        self.conn.write(encode_response_head(status, headers) + body)
+        self.finish()
+
+    def timed_out(self, reason: str) -> None:
+        """stream_idle_timeout / request_timeout (swept by ProxyState): 408, or reset mid-response."""
+        if self.done or self.tunnel_att is not None:
+            return
+        if self.attempt is not None:
+            self.attempt.cancel()
+            self.attempt = None
+        if self.conn.hcm is not None:
+            self.conn.stats.downstream_rq_timeout.value += 1
+        self.flags.append("SI" if reason == "stream" else "DT")
+        self.local_reply(408, b"stream timeout" if reason == "stream" else b"request timeout", close=True)
+
+    def abort_downstream(self) -> None:
+        """The response cannot be completed: reset the stream (HTTP/2) or the connection."""
+        if self.h2 is not None:
+            self.h2.reset()
+        else:
+            self.conn.abort()
+        self.downstream_reset()
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for t in (self.timer, self.backoff_timer):
+            if t is not None:
+                t.cancel()
+        if self.retry is not None:
+            self.retry.finish(self.last_outcome or (retry_mod.Outcome.response(self.status) if self.status else None))
+        self.sink = None
+        self.state.observe(self)
+        self.conn.stream_done(self, self.keep_alive)
+
+    def downstream_reset(self) -> None:
+        """The downstream connection went away mid-stream."""
+        if self.done:
+            return
+        if not self.response_started:
+            self.flags.append("DC")
+        if self.attempt is not None:
+            self.attempt.cancel()
+            self.attempt = None
+        if self.cluster is not None and self.backoff_timer is not None:
+            self.backoff_timer.cancel()
+        self.done = True
+        for t in (self.timer, self.backoff_timer):
+            if t is not None:
+                t.cancel()
+        if self.retry is not None:
+            self.retry.finish(None)
+        if self.status == 0:
+            self.status = 0
+        self.state.observe(self)
+
+    def _mirror(self) -> None:
+        for m in self.route.action.mirrors:
+            if m.fraction < 1.0 and self.state.rng.random() >= m.fraction:
+                continue
+            cluster = self.snapshot.clusters.get(m.cluster)
+            if cluster is None or self.body_overflow:
+                continue
+            host = cluster.choose(None, frozenset(), self.conn.original_dst)
+            if host is None:
+                continue
+            authority = self.authority
+            if m.shadow_suffix:
+                h, sep, port = authority.partition(":")
+                authority = f"{h}-shadow{sep}{port}"
+            headers = [(k, v) for k, v in self.upstream_headers if k != "host"] + [("host", authority)]
+            if self.head.chunked:
+                headers = [(k, v) for k, v in headers if k != "transfer-encoding"] + [
+                    ("content-length", str(self.body_len))]
+            data = encode_request_head(self.head.method, self.upstream_target, headers) + b"".join(self.body)
+            cluster.acquire(host, MirrorAttempt(cluster, host, data, self.head.method == "HEAD"))
