@@ -57,3 +57,12 @@ def test_invalid_mesh_config(tmp_path: Path, text: str, path: str, reason: str) 
     with pytest.raises(MeshConfigError) as exc:
         load_mesh_config(f)
     assert any(i.path == path and i.reason.startswith(reason) for i in exc.value.issues), [str(i) for i in exc.value.issues]
+
+
+def test_round_trip_through_dict() -> None:
+    from ketch.model.mesh import parse_mesh_config
+
+    mesh = parse_mesh_config({"trustDomain": "example.org", "defaultConfig": {"concurrency": 2, "proxyMetadata": {"A": "b"}}})
+    again = parse_mesh_config(mesh.to_dict())
+    assert again == mesh
+    assert again.default_config.proxy_metadata == {"A": "b"}
