@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ketch.model.kinds import KINDS
 from ketch.model.resource import Resource
 from ketch.model.validation import checks
 from ketch.model.validation.context import Ctx
@@ -29,7 +30,10 @@ def metadata(resource: Resource, ctx: Ctx) -> None:
 
 
 def not_enforced(resource: Resource, ctx: Ctx) -> None:
-    if not resource.info.enforced:
+    info = KINDS.get(resource.kind_id)
+    if info is None:
+        ctx.error("kind", f'unknown kind "{resource.kind}" ({resource.api_version})')
+    elif not info.enforced:
         ctx.warn("", f"{resource.kind} ({resource.api_version}) is accepted and stored, but Ketch does not enforce it yet")
 
 
