@@ -189,7 +189,10 @@ async def test_config_push_every_100ms_under_load_loses_no_request():
                     ads.resources[EDS] = [cla("svc", *((up1, up2) if i % 2 else (up2, up1)))]
                     ads.resources[RDS] = [{"name": "r", "virtualHosts": [vhost(route("svc"), name=f"vh{i}")]}]
                     ads.resources[CDS] = [{**eds_cluster("svc"), "connectTimeout": f"{1 + i % 2}s"}]
-                    for t in (CDS, EDS, RDS):
+                    lst = rds_listener(port)
+                    lst["filterChains"][0]["filters"][0]["typedConfig"]["statPrefix"] = f"gen{i % 2}"
+                    ads.resources[LDS] = [lst]  # same address, new config: the socket stays
+                    for t in (CDS, EDS, LDS, RDS):
                         await ads.push(t)
                     await asyncio.sleep(0.1)
 
