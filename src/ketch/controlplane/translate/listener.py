@@ -69,8 +69,11 @@ def hcm_filter(manager: Manager) -> lc.Filter:
 
 
 def tcp_proxy_filter(stat_prefix: str, cluster: str | None = None,
-                     weighted: Iterable[tuple[str, int]] = ()) -> lc.Filter:
+                     weighted: Iterable[tuple[str, int]] = (),
+                     idle_timeout: Any = None) -> lc.Filter:
     tp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    if idle_timeout is not None:
+        tp.idle_timeout.CopyFrom(idle_timeout)
     weighted = list(weighted)
     if len(weighted) > 1:
         for name, weight in weighted:
@@ -106,10 +109,12 @@ def outbound_http_listener(port: int) -> listener_pb2.Listener:
                     bind=False)
 
 
-def outbound_tcp_listener(ip: str, port: int, weighted: list[tuple[str, int]]) -> listener_pb2.Listener:
+def outbound_tcp_listener(ip: str, port: int, weighted: list[tuple[str, int]],
+                          idle_timeout: Any = None) -> listener_pb2.Listener:
     name = f"{ip}_{port}"
     stat = weighted[0][0] if len(weighted) == 1 else name
-    chain = lc.FilterChain(filters=[tcp_proxy_filter(stat, weighted=weighted)])
+    chain = lc.FilterChain(filters=[tcp_proxy_filter(stat, weighted=weighted,
+                                                     idle_timeout=idle_timeout)])
     return listener(name, ip, port, [chain], bind=False)
 
 

@@ -18,13 +18,13 @@ from ketch.controlplane.translate.cluster import (
     BLACKHOLE, PASSTHROUGH, inbound_cluster, outbound_clusters, passthrough_clusters,
 )
 from ketch.controlplane.translate.endpoint import load_assignment
-from ketch.controlplane.translate.policy import subset_labels, subset_names
+from ketch.controlplane.translate.policy import policy_for, subset_labels, subset_names
 from ketch.controlplane.translate.route_match import MatchContext, applies, gateway_names
 from ketch.controlplane.translate.scope import ProxyScope, gateway_key, servers_by_port
 from ketch.controlplane.translate.service import Protocol, Resolution, Service, ServicePort
 from ketch.controlplane.translate import tls_route
 from ketch.controlplane.translate.util import (
-    attr, cluster_name, enum_name, host_matches, seq,
+    attr, cluster_name, duration, enum_name, host_matches, seq,
 )
 
 C = cluster_pb2.Cluster
@@ -180,7 +180,10 @@ def _opaque_listener(scope: ProxyScope, svc: Service, port: ServicePort,
         if rules:
             return tls_route.sni_listener(f"{ip}_{port.number}", ip, port.number, rules,
                                           default, bind=False)
-    return lds.outbound_tcp_listener(ip, port.number, default)
+    # DestinationRule connectionPool.tcp.idleTimeout bounds an idle tunnel (Istio ≥ 1.21)
+    idle = attr(policy_for(scope.destination_rule(svc), port.number).connection_pool,
+                "tcp", "idle_timeout")
+    return lds.outbound_tcp_listener(ip, port.number, default, duration(idle) if idle else None)
 
 
 def sidecar_routes(scope: ProxyScope) -> dict[str, route_pb2.RouteConfiguration]:
