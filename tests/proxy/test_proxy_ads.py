@@ -240,3 +240,29 @@ async def test_removed_listener_stops_accepting_and_drains():
                 pass
             assert (await c.get(f"http://127.0.0.1:{keep}/")).status_code == 200
     await server.stop(None)
+
+
+async def test_listener_on_a_busy_port_is_nacked_and_nothing_changes():
+    import socket as _socket
+
+    ads = FakeAds()
+    server, ads_port = await start_ads(ads)
+    async with upstream(await tagged("ok")) as up:
+        good, busy = free_port(), free_port()
+        blocker = _socket.socket()
+        blocker.bind(("127.0.0.1", busy))
+        blocker.listen()
+        ads.resources[CDS] = [cluster("svc", up)]
+        ads.resources[LDS] = [http_listener(good, vhost(route("svc")), name="good")]
+        async with running_proxy(ads_bootstrap(ads_port)) as p, httpx.AsyncClient() as c:
+            await wait_for(lambda: p.state.ready)
+            ads.resources[LDS] = [http_listener(good, vhost(route("svc")), name="good2"),
+                                  http_listener(busy, vhost(route("svc")), name="busy")]
+            await ads.push(LDS)
+            await wait_for(lambda: any(q.error_detail.message for q in ads.requests))
+            nack = next(q for q in ads.requests if q.error_detail.message)
+            assert "cannot bind listener" in nack.error_detail.message
+            assert set(p.state.snapshot.listeners) == {"good"}
+            assert (await c.get(f"http://127.0.0.1:{good}/")).text == "ok"
+        blocker.close()
+    await server.stop(None)

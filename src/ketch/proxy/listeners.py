@@ -244,22 +244,36 @@ class ListenerManager:
         return proto
 
     async def apply(self, listeners: dict[str, ListenerConfig]) -> None:
-        """Bind new listeners, re-point kept ones, close removed ones (their connections drain)."""
+        """Bind new listeners, re-point kept ones, close removed ones (their connections drain).
+
+        New sockets are bound before anything is closed, so a port already in use raises
+        OSError with nothing changed (the update is NACKed); only a listener taking over an
+        address another one just gave up is bound after that one closed.
+        """
         loop = self.state.loop
-        for name in list(self.servers):
-            server, old = self.servers[name]
-            new = listeners.get(name)
-            if new is None or not new.bind_to_port or (new.host, new.port) != (old.host, old.port):
-                server.close()
-                del self.servers[name]
+        to_close = [n for n, (_, old) in self.servers.items()
+                    if (new := listeners.get(n)) is None or not new.bind_to_port
+                    or (new.host, new.port) != (old.host, old.port)]
+        freed = {(self.servers[n][1].host, self.servers[n][1].port) for n in to_close}
+        to_bind = [n for n, lc in listeners.items() if lc.bind_to_port and (n not in self.servers or n in to_close)]
+        early: dict[str, socket.socket] = {}
+        try:
+            for n in to_bind:
+                lc = listeners[n]
+                if (lc.host, lc.port) not in freed:
+                    early[n] = self._bind(lc)
+        except OSError:
+            for sock in early.values():
+                sock.close()
+            raise
+        for n in to_close:
+            self.servers.pop(n)[0].close()
         for name, lc in listeners.items():
-            if not lc.bind_to_port:
-                continue
             if name in self.servers:
-                server, _ = self.servers[name]
-                self.servers[name] = (server, lc)
-                continue
-            sock = self._bind(lc)
+                self.servers[name] = (self.servers[name][0], lc)
+        for name in to_bind:
+            lc = listeners[name]
+            sock = early.get(name) or self._bind(lc)
             server = await loop.create_server(lambda n=name: AcceptProtocol(self, self.servers[n][1]), sock=sock,
                                               backlog=1024)
             self.servers[name] = (server, lc)

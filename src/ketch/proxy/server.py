@@ -145,8 +145,8 @@ class ProxyState:
         async with self._lock:
             by_addr = {(lc.host, lc.port): lc for lc in listeners.values()}
             removed = set(self.snapshot.listeners) - set(listeners)
+            await self.listener_manager.apply(listeners)  # raises OSError with nothing changed
             self.snapshot = replace(self.snapshot, listeners=dict(listeners), by_addr=by_addr)
-            await self.listener_manager.apply(listeners)
             if removed:
                 self._drain_connections(removed)
         names: set[str] = set()
