@@ -165,21 +165,30 @@ class AcceptProtocol(asyncio.Protocol):
         self.transport.pause_reading()
 
         async def resolve() -> None:
-            ip = host
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                try:
-                    infos = await m.state.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                    ip = infos[0][4][0]
-                except OSError:
-                    ip = host
+            ip = await self._destination_ip(host, port)
             self.dst = (ip, port)
             self.listener = m.handoff_target(self.dst) or self.listener
             self.transport.resume_reading()
             self._decide()
 
         m.state.loop.create_task(resolve())
+
+    async def _destination_ip(self, host: str, port: int) -> str:
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            pass
+        m = self.manager
+        if m.handoff_target(("0.0.0.0", port)) is not None:
+            # A mesh name (`reviews`) reached through HTTP_PROXY: that port's listener routes
+            # by Host, so DNS (slow or absent for mesh names) is not asked.
+            return "0.0.0.0"
+        try:
+            infos = await m.state.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            return infos[0][4][0]
+        except OSError:
+            return host
 
     def _decide(self) -> None:
         if self.timer is not None:
