@@ -92,3 +92,33 @@ def test_reuses_a_running_control_plane_and_leaves_it_up(tmp_path):
         mesh.down()
         cp.terminate()
         cp.wait(30)
+
+
+def test_ctrl_c_of_a_foreground_up_removes_everything(tmp_path):
+    import subprocess
+    import sys
+
+    skip_unless_pod_mode()
+    mesh = Mesh(tmp_path / "state")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ketch", "up", "--foreground", "--no-gateway", "-f",
+         str(EXAMPLES / "tcp-echo" / "tcp-echo.yaml"), "--http-port", str(mesh.http_port),
+         "--xds-port", str(mesh.xds_port)], env=mesh.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        runtime = mesh.state_dir / "runtime.json"
+        deadline = time.monotonic() + 60
+        while not (runtime.exists() and json.loads(runtime.read_text())["phase"] == "Ready"):
+            assert proc.poll() is None and time.monotonic() < deadline, "not ready"
+            time.sleep(0.1)
+        mesh.prefix = json.loads(runtime.read_text())["prefix"]
+        pids = [pid for p in mesh.pods() for pid in p["pids"].values() if pid]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert no_leftovers(mesh) == EMPTY
+        assert not [p for p in pids if _alive(p)]
+        assert not runtime.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        mesh.down()
