@@ -120,12 +120,11 @@ class RequestDecoder:
             raise ProtocolError(431, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._hsize += len(name) + len(value) + 4
-        if self._hsize > self._limit:
-            raise ProtocolError(431, "headers too large")
-        if len(self._headers) >= MAX_HEADERS:
-            raise ProtocolError(431, "too many headers")
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        size = self._hsize = self._hsize + len(name) + len(value) + 4
+        headers = self._headers
+        if size > self._limit or len(headers) >= MAX_HEADERS:
+            raise ProtocolError(431, "headers too large" if size > self._limit else "too many headers")
+        headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         p = self._parser
@@ -179,10 +178,11 @@ class ResponseDecoder:
         self._hsize = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._hsize += len(name) + len(value)
-        if self._hsize > 96 * 1024 or len(self._headers) >= 200:
+        size = self._hsize = self._hsize + len(name) + len(value)
+        headers = self._headers
+        if size > 98304 or len(headers) >= 200:
             raise ProtocolError(502, "upstream headers too large")
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         p = self._parser
@@ -211,17 +211,21 @@ class ResponseDecoder:
 
 
 def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
-    parts = [f"{method} {target} HTTP/1.1\r\n"]
-    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
+    return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
+
+
+_STATUS_LINES: dict[int, str] = {}
 
 
 def encode_response_head(status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:
-    parts = [f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Unknown')}\r\n"]
-    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
+    line = _STATUS_LINES.get(status) if reason is None else None
+    if line is None:
+        line = f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Unknown')}\r\n"
+        if reason is None and 100 <= status < 600:
+            _STATUS_LINES[status] = line
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
+    return f"{line}{lines}\r\n".encode("latin-1")
 
 
 def encode_chunk(data: bytes) -> bytes:
