@@ -104,13 +104,13 @@ def _spawn(ns: str, procs: list, args: list[str], log: Path) -> None:
 
 
 def _curl(ns: str, *args: str) -> tuple[str, str]:
-    out = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "5", "-w", "\n%{http_code}",
-                          *args], capture_output=True, text=True, timeout=20)
+    out = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "20", "-w", "\n%{http_code}",
+                          *args], capture_output=True, text=True, timeout=40)
     body, _, code = out.stdout.rpartition("\n")
     return body.strip(), code.strip()
 
 
-def _eventually(check, what: str, timeout: float = 45.0):
+def _eventually(check, what: str, timeout: float = 90.0):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
