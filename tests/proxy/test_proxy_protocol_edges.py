@@ -180,6 +180,7 @@ async def test_admin_endpoints():
             assert "istio_requests_total" in prom
             assert (await c.get(f"{base}/ready")).text == "LIVE\n"
             assert (await c.get(f"http://127.0.0.1:{p.health_bound}/healthz/ready")).status_code == 200
+            assert "istio_requests_total" in (await c.get(f"http://127.0.0.1:{p.health_bound}/stats/prometheus")).text
             assert (await c.post(f"{base}/logging?level=debug")).status_code == 200
             assert (await c.post(f"{base}/drain_listeners")).status_code == 200
             with pytest.raises(OSError):

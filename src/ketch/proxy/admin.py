@@ -3,7 +3,7 @@
 Not on the hot path, so plain aiohttp: `/config_dump`, `/clusters` (text or `?format=json`),
 `/stats` (`?filter=`), `/stats/prometheus`, `/ready`, `/server_info`, `/listeners`,
 `/drain_listeners`, `/quitquitquit`, `/logging`; and `/healthz/ready` (503 until the first
-full config is applied).
+full config is applied) with `/stats/prometheus` beside it for scrapers outside the pod.
 """
 
 from __future__ import annotations
@@ -131,6 +131,13 @@ def make_health_app(state) -> web.Application:
             return web.Response(text="OK\n")
         return web.Response(status=503, text="not ready\n")
 
+    async def prometheus(request: web.Request) -> web.Response:
+        # The admin port stays on loopback; scrapers from other pods read metrics here
+        # (Istio serves them on 15020/15090 of the pod IP).
+        return web.Response(text=state.store.render_prometheus() + state.istio.render_prometheus(),
+                            content_type="text/plain")
+
     app = web.Application()
     app.router.add_get("/healthz/ready", healthz)
+    app.router.add_get("/stats/prometheus", prometheus)
     return app
