@@ -68,7 +68,7 @@ class Stream:
                  "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
                  "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
                  "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
-                 "tunnel_att", "last_active")
+                 "tunnel_att", "last_active", "original_dst")
 
     def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
         self.conn = conn
@@ -110,6 +110,7 @@ class Stream:
         self.hdrs: dict[str, str] = {}
         self.tunnel_att = None
         self.last_active = self.t0
+        self.original_dst = conn.original_dst  # an absolute-form request names its own
 
     # -- request side
     def on_request_body(self, data: bytes) -> None:
@@ -154,7 +155,7 @@ class Stream:
             slash = rest.find("/")
             authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
             host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "80")
-            conn.original_dst = (host or authority, int(port) if port.isdigit() else 80)
+            self.original_dst = (host or authority, int(port) if port.isdigit() else 80)
         if (hcm.normalize_path or hcm.merge_slashes) and target[:1] == "/":
             target = normalize_target(target, hcm.normalize_path, hcm.merge_slashes)
         self.authority = authority
@@ -347,7 +348,7 @@ class Stream:
         excluded = self.retry.excluded if self.retry is not None else frozenset()
         hash_key = compute_hash(action.hash_policy, self.hdrs, self.conn.peer[0],
                                 self.upstream_target.partition("?")[2]) if action.hash_policy else None
-        host = cluster.choose(hash_key, excluded, self.conn.original_dst)
+        host = cluster.choose(hash_key, excluded, self.original_dst)
         if host is None:
             cluster.stats.upstream_cx_none_healthy.value += 1
             self.flags.append("UH")
@@ -643,7 +644,7 @@ class Stream:
             cluster = self.snapshot.clusters.get(m.cluster)
             if cluster is None or self.body_overflow:
                 continue
-            host = cluster.choose(None, frozenset(), self.conn.original_dst)
+            host = cluster.choose(None, frozenset(), self.original_dst)
             if host is None:
                 continue
             authority = self.authority
