@@ -190,7 +190,7 @@ class ProxyState:
                 destination_service_name=_service_of(cname).split(".")[0] if cname != "-" else "unknown",
                 request_protocol="http", connection_security_policy="none" if inbound else "unknown")
         self.istio.record_request(labels, status, "-", flags, duration_ms, stream.req_bytes, stream.resp_bytes)
-        if conn.hcm.access_log and self.access_log is not None:
+        if stream.hcm.access_log and self.access_log is not None:
             head = stream.head
             host = stream.upstream_host.address if stream.upstream_host is not None else "-"
             ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ketch.proxy import retry as retry_mod
 from ketch.proxy.attempt import Attempt, MirrorAttempt
+from ketch.proxy.config import select_chain
 from ketch.proxy.filters import CORS, FAULT
 from ketch.proxy.http1 import (LAST_CHUNK, encode_chunk, encode_request_head, encode_response_head,
                                strip_hop_by_hop)
@@ -68,7 +69,7 @@ class Stream:
                  "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
                  "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
                  "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
-                 "tunnel_att", "last_active", "original_dst")
+                 "tunnel_att", "last_active", "original_dst", "hcm")
 
     def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
         self.conn = conn
@@ -111,6 +112,7 @@ class Stream:
         self.tunnel_att = None
         self.last_active = self.t0
         self.original_dst = conn.original_dst  # an absolute-form request names its own
+        self.hcm = conn.hcm
 
     # -- request side
     def on_request_body(self, data: bytes) -> None:
@@ -147,7 +149,7 @@ class Stream:
         if self.started:
             return
         self.started = True
-        conn, head, hcm = self.conn, self.head, self.conn.hcm
+        conn, head, hcm = self.conn, self.head, self.hcm
         target = head.target
         authority = head.get("host") or ""
         if conn.explicit_proxy and target[:7].lower() == "http://":
@@ -156,6 +158,12 @@ class Stream:
             authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
             host, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "80")
             self.original_dst = (host or authority, int(port) if port.isdigit() else 80)
+            if self.original_dst[1] != conn.local[1]:
+                # an explicit-proxy connection reused for another port: that port's listener decides
+                lc = self.state.listener_manager.handoff_target(self.original_dst)
+                chain = select_chain(lc, self.original_dst[0], self.original_dst[1], conn.peer[0]) if lc else None
+                if chain is not None and chain.http is not None:
+                    hcm = self.hcm = chain.http
         if (hcm.normalize_path or hcm.merge_slashes) and target[:1] == "/":
             target = normalize_target(target, hcm.normalize_path, hcm.merge_slashes)
         self.authority = authority
@@ -285,7 +293,7 @@ class Stream:
             self.local_reply(503, b"")
             return
         self.cluster = cluster
-        conn, head, hcm = self.conn, self.head, self.conn.hcm
+        conn, head, hcm = self.conn, self.head, self.hcm
         headers = strip_hop_by_hop(head.headers, keep_upgrade=self.upgrade_requested)
         if self.upgrade_requested:
             headers = [(k, v) for k, v in headers if k != "connection"] + [("connection", "upgrade")]
@@ -564,7 +572,7 @@ class Stream:
         if self.cors:
             headers.extend(self.cors)
         headers.append(("date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
-        headers.append(("server", self.conn.hcm.server_name))
+        headers.append(("server", self.hcm.server_name))
         if self.h2 is not None:
             if self.head.method == "HEAD":
                 body = b""
