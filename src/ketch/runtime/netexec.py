@@ -88,6 +88,18 @@ def setup_bridge(net: MeshNetwork) -> None:
     run_all(netplan.host_forward_rules(net, "-I"))
 
 
+def claim_subnet(prefix: str, base: str = "10.233.0.0/16") -> MeshNetwork:
+    """Choose a free /24 and create the bridge on it, under a host-wide lock, so two
+    runtimes starting at once never pick the same subnet."""
+    import fcntl
+
+    with open("/run/ketch-subnets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        net = MeshNetwork(prefix, netplan.choose_subnet(used_subnets(), base))
+        setup_bridge(net)
+        return net
+
+
 def setup_pod(net: MeshNetwork, pod: PodNetwork, hosts: str, rules: str | None) -> None:
     etc = NETNS_ETC / pod.netns
     etc.mkdir(parents=True, exist_ok=True)

@@ -115,9 +115,7 @@ class Runtime:
         self.state.write_runtime(self.record)
         await self._ensure_control_plane()
         await self._apply(docs)
-        used = await asyncio.to_thread(netexec.used_subnets)
-        self.net = netplan.MeshNetwork(prefix, netplan.choose_subnet(used))
-        await asyncio.to_thread(netexec.setup_bridge, self.net)
+        self.net = await asyncio.to_thread(netexec.claim_subnet, prefix)
         if not await netexec.tcp_open(None, self.net.gateway, self.options.xds_port):
             # a reused control plane listening on loopback only: relay xDS from the bridge
             self.servers.append(await publish(self.net.gateway, self.options.xds_port,
