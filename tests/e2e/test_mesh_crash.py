@@ -122,3 +122,24 @@ def test_ctrl_c_of_a_foreground_up_removes_everything(tmp_path):
         if proc.poll() is None:
             proc.kill()
         mesh.down()
+
+
+def test_invalid_config_fails_up_with_the_reason_and_leaves_nothing(tmp_path):
+    skip_unless_pod_mode()
+    mesh = Mesh(tmp_path / "state")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (EXAMPLES / "tcp-echo" / "tcp-echo.yaml").read_text()
+        + "\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+          "metadata:\n  name: broken\nspec:\n  hosts: [tcp-echo]\n  http:\n"
+          "  - route:\n    - destination:\n        host: tcp-echo\n      weight: -5\n")
+    out = mesh.ketch("up", "-f", str(bad), "--no-gateway", "--http-port", str(mesh.http_port),
+                     "--xds-port", str(mesh.xds_port))
+    assert out.returncode != 0
+    assert "broken" in out.stderr and "weight" in out.stderr, out.stderr
+    assert not (mesh.state_dir / "runtime.json").exists()
+    assert mesh.pods() == []
+    import subprocess
+
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"--http-port {mesh.http_port}" not in ps  # the control plane it started is gone
