@@ -293,3 +293,16 @@ spec:
     # changed config objects mean a full build
     third = Snapshot.build(load_configs(SERVICES), two, None, "3", previous=second)
     assert "outbound|5432||db.example.com" not in generate(third, p, CLUSTER)
+
+
+def test_inbound_cluster_speaks_http2_to_grpc_apps() -> None:
+    from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
+
+    snap = Snapshot.build(load_configs(SERVICES))
+    clusters = generate(snap, proxy("ops", {"app": "api"}), CLUSTER)
+    opts = hpo.HttpProtocolOptions()
+    clusters["inbound|7070||"].typed_extension_protocol_options[
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(opts)
+    assert opts.explicit_http_config.HasField("http2_protocol_options")
+    web = generate(snap, proxy("shop", {"app": "web"}), CLUSTER)["inbound|80||"]
+    assert not web.typed_extension_protocol_options

@@ -200,8 +200,10 @@ def _apply_outlier(c: cluster_pb2.Cluster, od: Any) -> None:
             percent_pb2.Percent(value=float(od.min_health_percent)))
 
 
-def inbound_cluster(port: int, target: int, mesh: Any = None) -> cluster_pb2.Cluster:
-    """`inbound|PORT||`: the application on loopback at its target port."""
+def inbound_cluster(port: int, target: int, mesh: Any = None,
+                    http2: bool = False) -> cluster_pb2.Cluster:
+    """`inbound|PORT||`: the application on loopback at its target port (HTTP/2 to a
+    gRPC/HTTP2 port, as the client spoke it)."""
     name = cluster_name("inbound", port, None, "")
     c = C(name=name, type=C.STATIC, connect_timeout=duration(connect_timeout(mesh)),
           lb_policy=C.ROUND_ROBIN)
@@ -210,6 +212,10 @@ def inbound_cluster(port: int, target: int, mesh: Any = None) -> cluster_pb2.Clu
         endpoints=[ec.LocalityLbEndpoints(lb_endpoints=[ec.LbEndpoint(
             endpoint=ec.Endpoint(address=socket_address("127.0.0.1", target)))])],
     ))
+    if http2:
+        opts = hpo.HttpProtocolOptions()
+        opts.explicit_http_config.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+        c.typed_extension_protocol_options[HTTP_OPTIONS_KEY].CopyFrom(pack(opts))
     return c
 
 

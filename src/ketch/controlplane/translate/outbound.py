@@ -74,7 +74,7 @@ def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Clu
         out[c.name] = c
     inbound = scope.inbound() if scope.proxy.type is ProxyType.SIDECAR else []
     for svc, port, target in inbound:
-        c = inbound_cluster(target, target, snap.mesh)
+        c = inbound_cluster(target, target, snap.mesh, http2=port.protocol.is_http2)
         out.setdefault(c.name, c)
     return out
 
