@@ -83,3 +83,33 @@ async def test_h2c_downstream_to_http1_upstream():
                 assert r.http_version == "HTTP/2" and r.text == "POST /x body"
                 r = await c.get(f"http://127.0.0.1:{port}/none", headers={"host": "nohost"})
                 assert r.status_code == 200
+
+
+async def test_grpc_timeout_header_replaces_route_timeout():
+    async def slow(request: bytes, context) -> bytes:
+        await asyncio.sleep(float(request))
+        return b"done"
+
+    handler = grpc.method_handlers_generic_handler(SERVICE, {"Slow": grpc.unary_unary_rpc_method_handler(slow)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    gport = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port = free_port()
+    b = bootstrap([http_listener(port, vhost(route("grpc", timeout="10s",
+                                                   maxStreamDuration={"grpcTimeoutHeaderMax": "0.2s"})))],
+                  [cluster("grpc", gport, http2ProtocolOptions={})])
+    try:
+        async with running_proxy(b) as p:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                slow_call = ch.unary_unary(f"/{SERVICE}/Slow")
+                assert await slow_call(b"0.05", timeout=5) == b"done"
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                with __import__("pytest").raises(grpc.aio.AioRpcError):
+                    # grpc-timeout (~2 s) capped at 0.2 s replaces the route's 10 s: the proxy answers
+                    await slow_call(b"3", timeout=2)
+                assert loop.time() - t0 < 1.5
+            assert p.state.snapshot.clusters["grpc"].stats.upstream_rq_timeout.value == 1
+    finally:
+        await server.stop(None)

@@ -59,6 +59,9 @@ class RouteAction:
     mirrors: tuple[Mirror, ...] = ()
     hash_policy: tuple[HashPolicy, ...] = ()
     websocket: bool = False
+    grpc_timeout_header: bool = False  # the request's grpc-timeout replaces the route timeout
+    grpc_timeout_max: float | None = None  # cap on it (None: uncapped)
+    max_stream_duration: float | None = None
 
     def pick(self, rand: Callable[[], float]) -> WeightedCluster | None:
         """The weighted cluster for one request (None for a plain `cluster` route)."""
@@ -314,6 +317,17 @@ def _compile_action(ra: Message, vh: Message, where: str) -> RouteAction:
         except ValueError as exc:
             raise Unsupported(f"{w}: {exc}") from None
     kw["hash_policy"] = tuple(hps)
+    if ra.HasField("max_stream_duration"):
+        msd = ra.max_stream_duration
+        check_fields(msd, ("max_stream_duration", "grpc_timeout_header_max"), f"{where}.max_stream_duration")
+        if msd.HasField("max_stream_duration"):
+            kw["max_stream_duration"] = dur(msd.max_stream_duration) or None
+        if msd.HasField("grpc_timeout_header_max"):
+            kw["grpc_timeout_header"] = True
+            kw["grpc_timeout_max"] = dur(msd.grpc_timeout_header_max) or None
+    elif ra.HasField("max_grpc_timeout"):
+        kw["grpc_timeout_header"] = True
+        kw["grpc_timeout_max"] = dur(ra.max_grpc_timeout) or None
     for i, uc in enumerate(ra.upgrade_configs):
         if uc.upgrade_type.lower() == "websocket":
             kw["websocket"] = not uc.HasField("enabled") or uc.enabled.value

@@ -37,6 +37,18 @@ def _request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
+_GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def grpc_timeout(value: str) -> float | None:
+    """The grpc-timeout header (e.g. `250m`, `5S`) in seconds; None when malformed."""
+    value = value.strip()
+    unit = _GRPC_UNITS.get(value[-1:])
+    if unit is None or not value[:-1].isdigit() or len(value) > 9:
+        return None
+    return int(value[:-1]) * unit
+
+
 def normalize_target(target: str, dot_segments: bool, merge_slashes: bool) -> str:
     """Envoy's normalize_path (RFC 3986 dot-segment removal) and merge_slashes, on the path only."""
     path, q, query = target.partition("?")
@@ -343,8 +355,15 @@ class Stream:
         policy = action.retry_policy
         self.retry = retry_mod.RetryState(policy, cluster.breakers.default.retries, state.rng, cluster.stats) \
             if policy.enabled else None
-        if action.timeout:
-            self.timer = state.loop.call_later(action.timeout, self._global_timeout)
+        timeout = action.timeout
+        if action.grpc_timeout_header and "grpc-timeout" in self.hdrs:
+            t = grpc_timeout(self.hdrs["grpc-timeout"])
+            if t is not None:
+                timeout = min(t, action.grpc_timeout_max) if action.grpc_timeout_max else t
+        if action.max_stream_duration:
+            timeout = min(timeout, action.max_stream_duration) if timeout else action.max_stream_duration
+        if timeout:
+            self.timer = state.loop.call_later(timeout, self._global_timeout)
         self._attempt()
 
     def _attempt(self) -> None:
