@@ -19,12 +19,14 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from envoy.service.discovery.v3.discovery_pb2 import (
     DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
     DiscoveryRequest,
     DiscoveryResponse,
 )
 
 from ketch.controlplane.xds.cache import Generate, GenerationCache, ResourceSet
 from ketch.controlplane.xds.connection import Connection, Response
+from ketch.controlplane.xds.delta import DeltaConnection
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.status import config_dump, proxy_status
 from ketch.controlplane.xds.types import ENDPOINT, FULL_STATE_TYPES, short_name
@@ -40,7 +42,7 @@ _EOF = object()
 _PUSH = object()
 
 
-def _serialize(response: Response | DiscoveryResponse) -> bytes:
+def _serialize(response: Response | DiscoveryResponse | DeltaDiscoveryResponse) -> bytes:
     if isinstance(response, Response):
         return response.to_bytes()
     return response.SerializeToString()
@@ -149,9 +151,20 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     # -- the stream ---------------------------------------------------------------------
 
+    # grpc.aio needs async generator functions here, not functions returning one.
     async def StreamAggregatedResources(self, request_iterator: AsyncIterator[DiscoveryRequest],
-                                        context: grpc.aio.ServicerContext
-                                        ) -> AsyncIterator[Response]:
+                                        context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for response in self._stream(request_iterator, context, Connection):
+            yield response
+
+    async def DeltaAggregatedResources(self, request_iterator: AsyncIterator[DeltaDiscoveryRequest],
+                                       context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for response in self._stream(request_iterator, context, DeltaConnection):
+            yield response
+
+    async def _stream(self, request_iterator: AsyncIterator[Any],
+                      context: grpc.aio.ServicerContext,
+                      kind: type[Connection]) -> AsyncIterator[Any]:
         stream = _Stream()
         reader = asyncio.create_task(self._read(request_iterator, stream.events))
         conn: Connection | None = None
@@ -162,7 +175,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     return
                 if isinstance(event, BaseException):
                     raise event
-                if isinstance(event, Response):  # computed by set_snapshot (EDS first)
+                if isinstance(event, (Response, DeltaDiscoveryResponse)):  # EDS first
                     yield event
                     continue
                 if event is _PUSH:
@@ -172,9 +185,8 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     conn.version = self._version
                     responses = conn.on_push(self._resources, change)
                 else:
-                    assert isinstance(event, DiscoveryRequest)
                     if conn is None:
-                        conn = await self._connect(event, stream, context)
+                        conn = await self._connect(event, stream, context, kind)
                     conn.version = self._version
                     responses = conn.on_request(event, self._resources)
                 for response in responses:
@@ -195,15 +207,15 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             log.debug("ADS read ended: %s", exc)
         events.put_nowait(_EOF)
 
-    async def _connect(self, request: DiscoveryRequest, stream: _Stream,
-                       context: grpc.aio.ServicerContext) -> Connection:
+    async def _connect(self, request: Any, stream: _Stream, context: grpc.aio.ServicerContext,
+                       kind: type[Connection]) -> Connection:
         if not request.HasField("node") or not request.node.id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request has no node id")
         try:
             proxy = self._parse_node(request.node)
         except Exception as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad node: {exc}")
-        conn = Connection(
+        conn = kind(
             id=f"{request.node.id}-{next(self._ids)}", proxy=proxy, node_id=request.node.id,
             connected_at=self._wall(), metrics=self.metrics, clock=self._clock, wall=self._wall,
             partial=self._partial)
@@ -220,10 +232,6 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         if not self._connections:
             self._idle.set()
         log.info("ADS connection %s closed", conn.id)
-
-    async def DeltaAggregatedResources(self, request_iterator: Any, context: Any) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "incremental xDS is not supported; use state of the world")
 
     # -- what the REST app shows --------------------------------------------------------
 
