@@ -109,7 +109,7 @@ def build_route(rule: Any, match: Any, vs_namespace: str, ctx: RouteContext,
     else:
         route.route.CopyFrom(_route_action(rule, vs_namespace, ctx, route))
     ra.apply_headers(route, attr(rule, "headers"))
-    ra.typed_filter_config(route, rule)
+    ra.typed_filter_config(route, rule, ctx.grpc)
     return route
 
 

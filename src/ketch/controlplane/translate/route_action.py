@@ -245,10 +245,14 @@ def hash_policies(lb: Any) -> list[rc.RouteAction.HashPolicy]:
     return []
 
 
-def typed_filter_config(route: rc.Route, http_route: Any) -> None:
+def typed_filter_config(route: rc.Route, http_route: Any, grpc: bool = False) -> None:
+    """Per-route fault and CORS. gRPC clients have no CORS filter and NACK overrides for
+    filters they lack, so proxyless routes carry the fault override only."""
     fault = http_fault(attr(http_route, "fault"))
     if fault is not None:
         route.typed_per_filter_config[FAULT].CopyFrom(pack(fault))
+    if grpc:
+        return
     cors = cors_policy(attr(http_route, "cors_policy"))
     if cors is not None:
         route.typed_per_filter_config[CORS].CopyFrom(pack(cors))
