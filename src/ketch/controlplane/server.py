@@ -27,7 +27,8 @@ from ketch.controlplane.xds.cache import Generate
 
 log = logging.getLogger(__name__)
 
-BuildSnapshot = Callable[[list[Any], tuple[Any, ...], Any, str], Any]
+# (configs, instances, mesh, version, previous snapshot or None) -> snapshot
+BuildSnapshot = Callable[[list[Any], tuple[Any, ...], Any, str, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ControlPlane:
         self.mesh = mesh
         self.xds = XdsServer(generate, parse_node, clock=clock, partial=options.partial_updates)
         self._build_snapshot = build_snapshot
+        self._last_snapshot: Any = None
         self._make_app = make_app
         self._clock = clock
         self.push_loop = PushLoop(self._push, clock=clock, quiet=options.debounce_quiet,
@@ -83,8 +85,10 @@ class ControlPlane:
         mesh = load_mesh_config(options.mesh_config_file)
         store = FileStore(options.state_dir) if options.state_dir else MemoryStore()
 
-        def build(configs: list[Any], instances: tuple[Any, ...], mesh: Any, version: str) -> Any:
-            return Snapshot.build(configs, instances, mesh, version)
+        def build(configs: list[Any], instances: tuple[Any, ...], mesh: Any, version: str,
+                  previous: Any) -> Any:
+            # `previous` lets a registry-only change reuse everything derived from config.
+            return Snapshot.build(configs, instances, mesh, version, previous=previous)
 
         return cls(options, store=store, registry=Registry(ttl=options.registry_ttl),
                    mesh=mesh, generate=generate, parse_node=ProxyNode.from_node,
@@ -177,7 +181,10 @@ class ControlPlane:
         version = self._version()
         configs = self.store.list()
         instances = tuple(self.registry.instances())
-        return self._build_snapshot(configs, instances, self.mesh, version), version
+        snapshot = self._build_snapshot(configs, instances, self.mesh, version,
+                                        self._last_snapshot)
+        self._last_snapshot = snapshot
+        return snapshot, version
 
     async def _expire_forever(self) -> None:
         while True:

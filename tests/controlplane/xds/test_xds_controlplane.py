@@ -35,7 +35,7 @@ spec:
 """
 
 
-def build(configs, instances, mesh, version):
+def build(configs, instances, mesh, version, previous=None):
     return {"configs": tuple(r.metadata.name for r in configs), "instances": instances}
 
 
