@@ -201,3 +201,16 @@ async def test_large_bodies_stream_both_ways_with_backpressure():
                     yield blob[i:i + (1 << 16)]
             r = await c.post(f"http://127.0.0.1:{port}/up", content=gen())
             assert r.text == str(len(blob))
+
+
+async def test_server_header_request_id_in_response_and_host_port_stripping():
+    async with upstream(echo) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c"), domains=["svc.example"]), hcm_extra={
+            "serverName": "istio-envoy", "alwaysSetRequestIdInResponse": True, "stripAnyHostPort": True})],
+            [cluster("c", up)])
+        async with running_proxy(b), httpx.AsyncClient() as c:
+            r = await c.get(f"http://127.0.0.1:{port}/", headers={"host": "svc.example:1234"})
+            assert r.status_code == 200  # the port is stripped before virtual-host matching
+            assert r.headers["server"] == "istio-envoy"
+            assert r.headers["x-request-id"] == r.json()["headers"]["x-request-id"]

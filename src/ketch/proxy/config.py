@@ -210,6 +210,9 @@ class HttpManager:
     normalize_path: bool = False
     merge_slashes: bool = False
     idle_timeout: float | None = 3600.0  # downstream connection idle (common_http_protocol_options)
+    server_header: str = "OVERWRITE"  # server_header_transformation: OVERWRITE | APPEND_IF_ABSENT | PASS_THROUGH
+    request_id_in_response: bool = False
+    strip_host_port: str = ""  # "" | "any" | "matching"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +290,8 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         if cho.headers_with_underscores_action != 0:
             raise Unsupported(f"{where}.common_http_protocol_options.headers_with_underscores_action is not supported")
         idle = opt_dur(cho, "idle_timeout", idle) or None
+    if h.HasField("proxy_100_continue") and h.proxy_100_continue:
+        raise Unsupported(f"{where}.proxy_100_continue is not supported (the proxy answers 100-continue itself)")
     if h.path_with_escaped_slashes_action not in (0, 1):  # default / KEEP_UNCHANGED
         raise Unsupported(f"{where}.path_with_escaped_slashes_action is not supported")
     websocket = any(u.upgrade_type.lower() == "websocket" and (not u.HasField("enabled") or u.enabled.value)
@@ -304,7 +309,10 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         server_name=h.server_name or "envoy", codec=hcm_pb2.HttpConnectionManager.CodecType.Name(h.codec_type),
         access_log=len(h.access_log) > 0,
         normalize_path=h.HasField("normalize_path") and h.normalize_path.value, merge_slashes=h.merge_slashes,
-        idle_timeout=idle)
+        idle_timeout=idle,
+        server_header=("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH")[h.server_header_transformation],
+        request_id_in_response=h.always_set_request_id_in_response,
+        strip_host_port="any" if h.strip_any_host_port else ("matching" if h.strip_matching_host_port else ""))
 
 
 def compile_tcp_proxy(t: tcp_proxy_pb2.TcpProxy, where: str) -> TcpProxy:

@@ -203,8 +203,13 @@ class Stream:
         else:
             table = self.snapshot.routes.get(hcm.rds_name)
         route = None
+        match_authority = authority
+        if hcm.strip_host_port and ":" in authority and not authority.endswith("]"):
+            h, _, p = authority.rpartition(":")
+            if hcm.strip_host_port == "any" or p == str(conn.local[1]):
+                match_authority = h
         if table is not None:
-            vh = table.virtual_host(authority)
+            vh = table.virtual_host(match_authority)
             if vh is not None:
                 route = vh.match(target, hdrs, table.rand)
         if route is None:
@@ -485,6 +490,14 @@ class Stream:
             headers = ops.apply(headers)
         if self.cors:
             headers.extend(self.cors)
+        sh = self.hcm.server_header
+        if sh == "OVERWRITE":
+            headers = [(k, v) for k, v in headers if k != "server"]
+            headers.append(("server", self.hcm.server_name))
+        elif sh == "APPEND_IF_ABSENT" and not any(k == "server" for k, _ in headers):
+            headers.append(("server", self.hcm.server_name))
+        if self.hcm.request_id_in_response and self.request_id:
+            headers.append(("x-request-id", self.request_id))
         if self.h2 is not None:
             self.h2.send_response(status, headers, end_stream=no_body)
             return True
