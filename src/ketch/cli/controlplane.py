@@ -46,4 +46,13 @@ def control_plane(state_dir: Path | None, xds_port: int, http_port: int,
         click.echo(f"ketch control-plane ready: xds {host}:{cp.xds_port} http {host}:{cp.http_port}",
                    err=True)
 
-    raise SystemExit(main(options, on_ready=ready))
+    from ketch.model.mesh import MeshConfigError
+    from ketch.store import StoreError
+
+    try:
+        code = main(options, on_ready=ready)
+    except MeshConfigError as exc:
+        raise click.ClickException("invalid mesh config:\n" + "\n".join(str(i) for i in exc.issues))
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc))
+    raise SystemExit(code)

@@ -75,6 +75,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                  metrics: XdsMetrics | None = None, partial: bool = False) -> None:
         self.metrics = metrics or XdsMetrics()
         self._partial = partial  # RDS/EDS responses carry only what changed
+        self.metrics.connected.set(None, 0)
         self._parse_node = parse_node
         self._clock = clock
         self._wall = wall
