@@ -109,8 +109,10 @@ class AdsClient:
         try:
             resources = decode(t, list(resp.resources))
             await self.config.update(t, resources, resp.version_info)
-        except Unsupported as exc:
-            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - Unsupported, or a bug: either way NACK, keep the stream
+            reason = str(exc) if isinstance(exc, Unsupported) else f"internal error: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, Unsupported):
+                log.exception("applying %s failed", t)
             self.nacks.append(reason)
             log.warning("NACK %s version %s: %s", t.rsplit(".", 1)[-1], resp.version_info, reason)
             await call.write(self._request(t, resp.nonce, reason))

@@ -290,7 +290,7 @@ def compile_hcm(h: hcm_pb2.HttpConnectionManager, where: str) -> HttpManager:
         if cho.headers_with_underscores_action != 0:
             raise Unsupported(f"{where}.common_http_protocol_options.headers_with_underscores_action is not supported")
         idle = opt_dur(cho, "idle_timeout", idle) or None
-    if h.HasField("proxy_100_continue") and h.proxy_100_continue:
+    if h.proxy_100_continue:
         raise Unsupported(f"{where}.proxy_100_continue is not supported (the proxy answers 100-continue itself)")
     if h.path_with_escaped_slashes_action not in (0, 1):  # default / KEEP_UNCHANGED
         raise Unsupported(f"{where}.path_with_escaped_slashes_action is not supported")
