@@ -55,6 +55,7 @@ class _Stream:
         self.events: asyncio.Queue[object] = asyncio.Queue()
         self.push_pending = False
         self.push_change: float | None = None
+        self.eds_queued = False  # an EDS-first response waits in `events`
 
     def request_push(self, change: float | None) -> None:
         if change is not None:
@@ -106,8 +107,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._snapshot, self._version = snapshot, version
         if endpoints_only:
             for conn, stream in self._connections.values():
+                if stream.eds_queued:  # a slow proxy: its pending full push covers this
+                    continue
                 conn.version = version
                 for response in conn.on_push(self._resources, change, types=(ENDPOINT,)):
+                    stream.eds_queued = True
                     stream.events.put_nowait(response)
         for _, stream in self._connections.values():
             stream.request_push(change)
@@ -177,6 +181,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if isinstance(event, BaseException):
                     raise event
                 if isinstance(event, (Response, DeltaDiscoveryResponse)):  # EDS first
+                    stream.eds_queued = False
                     yield event
                     continue
                 if event is _PUSH:
