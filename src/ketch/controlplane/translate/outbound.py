@@ -272,7 +272,8 @@ def _gateway_vhosts(scope: ProxyScope, port: int, servers: list) -> list[rc.Virt
     vhosts = []
     for host in sorted(by_host, key=lambda h: (h == "*", h)):
         domains = ["*"] if host == "*" else [host, f"{host}:{port}"]
-        vh = rc.VirtualHost(name=f"{host}:{port}", domains=domains, routes=by_host[host])
+        vh = rc.VirtualHost(name=f"{host}:{port}", domains=domains, routes=by_host[host],
+                            include_request_attempt_count=True)
         if host in redirect:
             vh.require_tls = rc.VirtualHost.ALL  # Gateway tls.httpsRedirect: 301 to https
         vhosts.append(vh)

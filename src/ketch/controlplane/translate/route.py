@@ -256,6 +256,8 @@ def service_virtual_host(svc: Service, port: ServicePort, ctx: RouteContext,
             routes = [default_route(cluster_name("outbound", port.number, None, svc.hostname),
                                     ctx, hashing)]
         return rc.VirtualHost(
+            # Istio's convention: upstreams see x-envoy-attempt-count on every try
+            include_request_attempt_count=not ctx.grpc,
             name=f"{svc.hostname}:{port.number}",
             domains=list(doms if doms is not None
                          else service_domains(svc, port.number, ctx.namespace)),
