@@ -1,10 +1,11 @@
 """The ADS server: `envoy.service.discovery.v3.AggregatedDiscoveryService` on grpc.aio.
 
 Each stream is one task that handles, in order, the proxy's requests and the pushes the
-server asks of it, so a connection's state is touched by one coroutine only. A push only
-sets a flag on the connection (at most one pending push per proxy; later pushes merge into
-it, keeping the earliest change time) and the stream regenerates from the newest snapshot
-when it gets to it.
+server asks of it. A push only sets a flag on the connection (at most one pending push per
+proxy; later pushes merge into it, keeping the earliest change time) and the stream
+regenerates from the newest snapshot when it gets to it. The one exception is the EDS-first
+step of an endpoint-only push, computed in `set_snapshot` (same thread, no await) and queued
+as a ready response, so responses still leave in the order they were computed.
 """
 
 from __future__ import annotations
@@ -85,7 +86,6 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._version = ""
         self._connections: dict[str, tuple[Connection, _Stream]] = {}
         self._ids = itertools.count(1)
-        self._idle = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<XdsServer version={self._version!r} connections={len(self._connections)}>"
@@ -178,8 +178,6 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 event = await stream.events.get()
                 if event is _EOF:
                     return
-                if isinstance(event, BaseException):
-                    raise event
                 if isinstance(event, (Response, DeltaDiscoveryResponse)):  # EDS first
                     stream.eds_queued = False
                     yield event
@@ -226,7 +224,6 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             connected_at=self._wall(), metrics=self.metrics, clock=self._clock, wall=self._wall,
             partial=self._partial)
         self._connections[conn.id] = (conn, stream)
-        self._idle.clear()
         self.metrics.connected.set(None, len(self._connections))
         log.info("ADS connection %s from %s", conn.id, context.peer())
         return conn
@@ -235,8 +232,6 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._connections.pop(conn.id, None)
         conn.close()
         self.metrics.connected.set(None, len(self._connections))
-        if not self._connections:
-            self._idle.set()
         log.info("ADS connection %s closed", conn.id)
 
     # -- what the REST app shows --------------------------------------------------------
