@@ -69,6 +69,7 @@ class ClusterConfig:
     eds_service_name: str = ""
     endpoints: tuple[EndpointConfig, ...] = ()
     panic_threshold: float = 50.0
+    lb_options: tuple[tuple[str, float], ...] = ()  # ring/maglev/least-request settings for lb.py
     proto: Message | None = field(default=None, repr=False)
 
 
@@ -156,6 +157,31 @@ def compile_cluster(c: cluster_pb2.Cluster) -> ClusterConfig:
                           "update_merge_window"), f"{where}.common_lb_config")
         if cl.HasField("healthy_panic_threshold"):
             panic = cl.healthy_panic_threshold.value
+    lb_options: list[tuple[str, float]] = []
+    if c.HasField("ring_hash_lb_config"):
+        rh = c.ring_hash_lb_config
+        check_fields(rh, ("minimum_ring_size", "maximum_ring_size", "hash_function"), f"{where}.ring_hash_lb_config")
+        if rh.hash_function != 0:
+            raise Unsupported(f"{where}.ring_hash_lb_config.hash_function: only XX_HASH is supported")
+        if rh.HasField("minimum_ring_size"):
+            lb_options.append(("min_ring_size", rh.minimum_ring_size.value))
+        if rh.HasField("maximum_ring_size"):
+            lb_options.append(("max_ring_size", rh.maximum_ring_size.value))
+    if c.HasField("maglev_lb_config") and c.maglev_lb_config.HasField("table_size"):
+        lb_options.append(("table_size", c.maglev_lb_config.table_size.value))
+    if c.HasField("least_request_lb_config"):
+        lr = c.least_request_lb_config
+        check_fields(lr, ("choice_count", "active_request_bias"), f"{where}.least_request_lb_config")
+        if lr.HasField("choice_count"):
+            lb_options.append(("choice_count", lr.choice_count.value))
+        if lr.HasField("active_request_bias"):
+            lb_options.append(("active_request_bias", lr.active_request_bias.default_value))
+    if lb not in ("RING_HASH",):
+        lb_options = [o for o in lb_options if o[0] not in ("min_ring_size", "max_ring_size")]
+    if lb != "MAGLEV":
+        lb_options = [o for o in lb_options if o[0] != "table_size"]
+    if lb != "LEAST_REQUEST":
+        lb_options = [o for o in lb_options if o[0] not in ("choice_count", "active_request_bias")]
     http2, idle, max_rpc = _protocol_options(c, where)
     eds_name = ""
     if kind == "EDS":
@@ -169,7 +195,7 @@ def compile_cluster(c: cluster_pb2.Cluster) -> ClusterConfig:
         outlier=OutlierConfig.from_proto(c.outlier_detection, f"{where}.outlier_detection")
         if c.HasField("outlier_detection") else None,
         http2=http2, idle_timeout=idle, max_requests_per_connection=max_rpc, eds_service_name=eds_name,
-        endpoints=endpoints, panic_threshold=panic, proto=c)
+        endpoints=endpoints, panic_threshold=panic, lb_options=tuple(lb_options), proto=c)
 
 
 # ---------------------------------------------------------------- listeners

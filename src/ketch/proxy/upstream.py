@@ -323,7 +323,8 @@ class ClusterRuntime:
         self.hosts: dict[str, Host] = {}
         self.pools: dict[str, HostPool] = {}
         self.draining = False
-        self.lb = make_load_balancer(config.lb_policy, [], rng=self.rng, panic_threshold=config.panic_threshold)
+        self.lb = make_load_balancer(config.lb_policy, [], rng=self.rng, panic_threshold=config.panic_threshold,
+                                     **dict(config.lb_options))
         self.outlier: OutlierDetector | None = None
         self._tick = None
         if config.outlier is not None:
