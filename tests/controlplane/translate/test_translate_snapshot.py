@@ -306,3 +306,34 @@ def test_inbound_cluster_speaks_http2_to_grpc_apps() -> None:
     assert opts.explicit_http_config.HasField("http2_protocol_options")
     web = generate(snap, proxy("shop", {"app": "web"}), CLUSTER)["inbound|80||"]
     assert not web.typed_extension_protocol_options
+
+
+def test_sidecar_ingress_listeners_replace_service_inbound() -> None:
+    text = SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web-ingress, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: web}}
+  ingress:
+  - port: {number: 9443, protocol: HTTP, name: http-admin}
+    defaultEndpoint: 127.0.0.1:8443
+  - port: {number: 9000, protocol: TCP, name: tcp}
+    defaultEndpoint: 0.0.0.0:9001
+"""
+    snap = Snapshot.build(load_configs(text))
+    p = proxy("shop", {"app": "web"}, ip="10.0.0.7")
+    clusters = generate(snap, p, CLUSTER)
+    assert "inbound|80||" not in clusters
+
+    def endpoint(name: str) -> tuple[str, int]:
+        sa = clusters[name].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+        return sa.address, sa.port_value
+
+    assert endpoint("inbound|9443||") == ("127.0.0.1", 8443)
+    assert endpoint("inbound|9000||") == ("10.0.0.7", 9001)  # 0.0.0.0 means the instance IP
+    chains = generate(snap, p, LISTENER)["virtualInbound"].filter_chains
+    assert [c.filter_chain_match.destination_port.value for c in chains[:-1]] == [9000, 9443]
+    assert chains[0].filters[0].name == "envoy.filters.network.tcp_proxy"
+    assert chains[1].filters[0].name == "envoy.filters.network.http_connection_manager"

@@ -201,7 +201,7 @@ def _apply_outlier(c: cluster_pb2.Cluster, od: Any) -> None:
 
 
 def inbound_cluster(port: int, target: int, mesh: Any = None,
-                    http2: bool = False) -> cluster_pb2.Cluster:
+                    http2: bool = False, ip: str = "127.0.0.1") -> cluster_pb2.Cluster:
     """`inbound|PORT||`: the application on loopback at its target port (HTTP/2 to a
     gRPC/HTTP2 port, as the client spoke it)."""
     name = cluster_name("inbound", port, None, "")
@@ -210,7 +210,7 @@ def inbound_cluster(port: int, target: int, mesh: Any = None,
     c.load_assignment.CopyFrom(endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
         endpoints=[ec.LocalityLbEndpoints(lb_endpoints=[ec.LbEndpoint(
-            endpoint=ec.Endpoint(address=socket_address("127.0.0.1", target)))])],
+            endpoint=ec.Endpoint(address=socket_address(ip, target)))])],
     ))
     if http2:
         opts = hpo.HttpProtocolOptions()

@@ -28,7 +28,7 @@ def generate(snapshot: Snapshot, proxy: ProxyNode, type_url: str,
         "generate", type_url, proxy.type, proxy.namespace, proxy.interception_mode,
         None if sidecar is None else (sidecar.metadata.namespace, sidecar.metadata.name),
         tuple(sorted(proxy.labels.items())) if type_url in (ROUTE, LISTENER) else None,
-        tuple((s.hostname, p.number, t) for s, p, t in scope.inbound())
+        tuple(scope.inbound())
         if type_url in (CLUSTER, LISTENER) else None,
         tuple(sorted(names)) if names is not None and type_url == LISTENER else None,
     )

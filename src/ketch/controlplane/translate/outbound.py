@@ -11,7 +11,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from ketch.controlplane.node import InterceptionMode, ProxyType
+from ketch.controlplane.node import InterceptionMode
 from ketch.controlplane.translate import listener as lds
 from ketch.controlplane.translate import route as rds
 from ketch.controlplane.translate.cluster import (
@@ -72,9 +72,9 @@ def clusters(scope: ProxyScope, grpc: bool = False) -> dict[str, cluster_pb2.Clu
         return out
     for c in passthrough_clusters(snap.mesh):
         out[c.name] = c
-    inbound = scope.inbound() if scope.proxy.type is ProxyType.SIDECAR else []
-    for svc, port, target in inbound:
-        c = inbound_cluster(target, target, snap.mesh, http2=port.protocol.is_http2)
+    for ib in scope.inbound():
+        c = inbound_cluster(ib.port, ib.endpoint_port, snap.mesh, http2=ib.protocol.is_http2,
+                            ip=ib.endpoint_ip)
         out.setdefault(c.name, c)
     return out
 
@@ -161,7 +161,7 @@ def sidecar_listeners(scope: ProxyScope) -> dict[str, listener_pb2.Listener]:
             if ip == "0.0.0.0" and port.number in http_ports:
                 continue  # the HTTP listener owns the wildcard address of this port
             out.append(_opaque_listener(scope, svc, port, ip))
-    inbound = [(target, port.protocol.is_http) for _, port, target in scope.inbound()]
+    inbound = [(ib.port, ib.protocol.is_http) for ib in scope.inbound()]
     out.append(lds.virtual_inbound(inbound))
     result: dict[str, listener_pb2.Listener] = {}
     for lis in out:

@@ -9,7 +9,7 @@ from typing import Any
 from ketch.controlplane.node import ProxyNode, ProxyType
 from ketch.controlplane.snapshot import Snapshot
 from ketch.controlplane.translate.route_match import MatchContext
-from ketch.controlplane.translate.service import Service, ServicePort
+from ketch.controlplane.translate.service import Protocol, Service, ServicePort, protocol_of
 from ketch.controlplane.translate.util import attr, enum_name, labels_match, seq
 
 
@@ -44,18 +44,22 @@ class ProxyScope:
         return self.snapshot.destination_rule(svc.hostname, self.proxy.namespace, svc.namespace)
 
     # -- inbound ----------------------------------------------------------------------
-    def inbound(self) -> list[tuple[Service, ServicePort, int]]:
-        """(service, port, target port) for every service port that selects this proxy."""
+    def inbound(self) -> list[InboundPort]:
+        """The ports this proxy serves inbound: its Sidecar's `ingress` listeners if it has
+        any, else every port of the services that select it (at the target port)."""
         if "_inbound" not in self.__dict__:
             self.__dict__["_inbound"] = self._compute_inbound()  # frozen: cache by hand
         return self.__dict__["_inbound"]
 
-    def _compute_inbound(self) -> list[tuple[Service, ServicePort, int]]:
+    def _compute_inbound(self) -> list[InboundPort]:
         if self.proxy.type is not ProxyType.SIDECAR:
             return []
+        ingress = seq(attr(self.sidecar, "spec", "ingress"))
+        if ingress:
+            return _sidecar_ingress(ingress, self.proxy.ip)
         proxy = self.proxy
         me = self._own_instance()
-        out = []
+        out: dict[int, InboundPort] = {}
         for svc in self.snapshot.services:
             if svc.namespace != proxy.namespace or not svc.selector:
                 continue
@@ -63,9 +67,9 @@ class ProxyScope:
                 continue
             for port in svc.ports:
                 target = _target(svc, port, me.ports if me is not None else {})
-                if target is not None:
-                    out.append((svc, port, target))
-        return out
+                if target is not None and target not in out:
+                    out[target] = InboundPort(target, port.protocol, "127.0.0.1", target)
+        return sorted(out.values(), key=lambda p: p.port)
 
     def _own_instance(self) -> Any | None:
         """The registered instance this proxy fronts: by workload name, else by address
@@ -89,6 +93,33 @@ class ProxyScope:
             if sel and labels_match(sel, self.proxy.labels):
                 out.append(gw)
         return out
+
+
+@dataclass(frozen=True)
+class InboundPort:
+    """One inbound port: chains match `port` (the original destination port) and the
+    `inbound|port||` cluster sends to endpoint_ip:endpoint_port."""
+
+    port: int
+    protocol: Protocol
+    endpoint_ip: str
+    endpoint_port: int
+
+
+def _sidecar_ingress(ingress: tuple, proxy_ip: str) -> list[InboundPort]:
+    out = []
+    for listener in ingress:
+        number = attr(listener, "port", "number")
+        endpoint = str(attr(listener, "default_endpoint") or "")
+        ip, _, port_text = endpoint.rpartition(":")
+        if not number or not port_text.isdigit() or endpoint.startswith("unix:"):
+            continue  # unix-socket endpoints are not supported
+        if ip in ("0.0.0.0", ""):
+            ip = proxy_ip or "127.0.0.1"  # Istio: the instance IP
+        protocol = protocol_of(attr(listener, "port", "name"),
+                               enum_name(attr(listener, "port", "protocol")))
+        out.append(InboundPort(int(number), protocol, ip, int(port_text)))
+    return sorted(out, key=lambda p: p.port)
 
 
 def gateway_key(gw: Any) -> str:
