@@ -57,9 +57,11 @@ def test_bad_bootstrap_is_a_clear_error(tmp_path: Path):
 
 class _Slow(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    entered = threading.Event()
 
     def do_GET(self) -> None:
         if self.path == "/slow":
+            _Slow.entered.set()
             time.sleep(1.0)
         body = b"done"
         self.send_response(200)
@@ -100,9 +102,10 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path):
         def slow_call() -> None:
             result["r"] = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10)
 
+        _Slow.entered.clear()
         t = threading.Thread(target=slow_call)
         t.start()
-        time.sleep(0.3)  # the request is in flight upstream
+        assert _Slow.entered.wait(10)  # the request is in flight upstream
         proc.send_signal(signal.SIGTERM)
         t.join(10)
         assert result["r"].status_code == 200 and result["r"].text == "done"
