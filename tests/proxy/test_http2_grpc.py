@@ -459,3 +459,30 @@ async def test_through_the_proxy_grpc_retry_on_unavailable():
     finally:
         await bad.stop(None)
         await good.stop(None)
+
+
+async def test_server_speaks_only_after_a_whole_client_preface():
+    from ketch.proxy.http2 import PREFACE
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: H2ServerProtocol(lambda *a: None),
+                                      "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # Not HTTP/2 although it starts alike: closed without a byte of HTTP/2 in reply.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"PRI / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(r.read(), 5) == b""
+        w.close()
+        # The real preface in two pieces: SETTINGS come once it is whole.
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(PREFACE[:10])
+        await w.drain()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(r.read(1), 0.2)
+        w.write(PREFACE[10:])
+        head = await asyncio.wait_for(r.readexactly(9), 5)
+        assert head[3] == 0x4  # a SETTINGS frame
+        w.close()
+    finally:
+        server.close()

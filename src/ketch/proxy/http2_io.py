@@ -10,7 +10,9 @@ API
   ``on_end``, ``on_reset(reason)``, optional ``on_drain``), or None to refuse the stream.
   A listener that sniffed the preface (`http2.is_h2_preface`) on a connection it already
   owns hands it over with ``H2ServerProtocol.takeover(transport, first_bytes)``.
-  ``drain()`` sends a graceful GOAWAY and closes once open streams finish.
+  ``drain()`` sends a graceful GOAWAY and closes once open streams finish. Nothing is
+  written before the client's preface has arrived whole; bytes that are not the preface
+  close the connection silently.
 - `DownstreamStream`: ``send_response(status, headers, end_stream=False)``,
   ``send_data(data, end_stream=False) -> bool`` (False: wait for the handler's
   ``on_drain``), ``send_trailers(headers)``, ``reset(code=CANCEL)``; ``peer`` is the
@@ -36,7 +38,7 @@ import ssl as _ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ketch.proxy.http2 import ErrorCodes, H2Codec, H2ProtocolError
+from ketch.proxy.http2 import ErrorCodes, H2Codec, H2ProtocolError, is_h2_preface
 
 __all__ = ["H2ServerProtocol", "DownstreamStream", "H2ClientConnection", "UpstreamStream",
            "connect_h2"]
@@ -117,14 +119,16 @@ class H2ServerProtocol(_Shell):
         self.codec = H2Codec(False, on_request=self._request, **codec_options)
         self.transport = None
         self._draining = False
+        self._sniff: bytes | None = b""  # bytes held until the client preface is confirmed
 
     def _request(self, stream_id: int, head: Any, end_stream: bool) -> Any:
         return self._on_request(DownstreamStream(self, stream_id), head, end_stream)
 
     def connection_made(self, transport: Any) -> None:
+        # Our SETTINGS wait for the client's preface: a peer that is not speaking HTTP/2
+        # (say an HTTP/1 request that happens to start with "PRI") gets the connection
+        # closed, never binary frames it cannot read.
         self.transport = transport
-        self.codec.initiate()
-        self.flush()
 
     def takeover(self, transport: Any, first_bytes: bytes = b"") -> None:
         transport.set_protocol(self)
@@ -133,6 +137,18 @@ class H2ServerProtocol(_Shell):
             self.data_received(first_bytes)
 
     def data_received(self, data: bytes) -> None:
+        if self._sniff is not None:
+            data = self._sniff + data
+            verdict = is_h2_preface(data)
+            if verdict is None:
+                self._sniff = data
+                return
+            self._sniff = None
+            if not verdict:
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            self.codec.initiate()
         if self._feed(data) and self._draining:
             self._maybe_close()
 
@@ -142,6 +158,10 @@ class H2ServerProtocol(_Shell):
 
     def drain(self) -> None:
         self._draining = True
+        if self._sniff is not None:  # no HTTP/2 spoken yet: nothing to wind down
+            if self.transport is not None:
+                self.transport.close()
+            return
         self.codec.drain()
         self.flush()
         self._maybe_close()
