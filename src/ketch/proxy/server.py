@@ -70,7 +70,7 @@ class ProxyState:
         self.started = time.time()
         self.access_log = access_log if access_log is not None else sys.stdout
         self._http_stats: dict[str, HttpStats] = {}
-        self._labels: dict[str, tuple] = {}
+        self._labels: dict = {}
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -177,18 +177,13 @@ class ProxyState:
         if cluster is not None and status:
             cluster.stats.response(status)
             cluster.stats.upstream_rq_time.record(duration_ms)
-        labels = self._labels.get(cname)
+        inbound = cname.startswith("inbound|")
+        key = (cname, stream.authority) if inbound else cname
+        labels = self._labels.get(key)
         if labels is None:
-            inbound = cname.startswith("inbound|")
-            labels = self._labels[cname] = istio_labels(
-                reporter="destination" if inbound else "source",
-                source_workload=self.node.workload if not inbound else "unknown",
-                source_workload_namespace=self.node.namespace if not inbound else "unknown",
-                destination_workload=self.node.workload if inbound else "unknown",
-                destination_workload_namespace=self.node.namespace if inbound else "unknown",
-                destination_service=_service_of(cname) if cname != "-" else "unknown",
-                destination_service_name=_service_of(cname).split(".")[0] if cname != "-" else "unknown",
-                request_protocol="http", connection_security_policy="none" if inbound else "unknown")
+            labels = self._istio_labels(cname, stream.authority, inbound)
+            if len(self._labels) < 10000:
+                self._labels[key] = labels
         self.istio.record_request(labels, status, "-", flags, duration_ms, stream.req_bytes, stream.resp_bytes)
         if stream.hcm.access_log and self.access_log is not None:
             head = stream.head
@@ -207,6 +202,33 @@ class ProxyState:
                 self.access_log.write(line)
             except (OSError, ValueError):
                 pass
+
+    def _istio_labels(self, cname: str, authority: str, inbound: bool) -> tuple:
+        """Istio's standard labels as far as this proxy knows them (no metadata exchange yet:
+        the peer's workload is "unknown"). Inbound names the service from the Host header."""
+        md = self.node.metadata
+        node_labels = md.get("LABELS") or {}
+        me = {"workload": self.node.workload, "workload_namespace": self.node.namespace,
+              "app": node_labels.get("app", "unknown"), "version": node_labels.get("version", "unknown"),
+              "canonical_service": node_labels.get("service.istio.io/canonical-name", node_labels.get("app", "unknown")),
+              "canonical_revision": node_labels.get("service.istio.io/canonical-revision",
+                                                    node_labels.get("version", "latest"))}
+        if inbound:
+            host = authority.rsplit(":", 1)[0] if authority and not authority.startswith("[") else authority
+            service = host or "unknown"
+            if host and not host[0].isdigit() and host.count(".") < 2:  # a short Kubernetes name
+                service = f"{host}.{self.node.namespace}.svc.cluster.local" if "." not in host else \
+                    f"{host}.svc.cluster.local"
+        else:
+            service = _service_of(cname) if cname != "-" else "unknown"
+        parts = service.split(".")
+        side = "destination" if inbound else "source"
+        return istio_labels(
+            reporter=side,
+            **{f"{side}_{k}": v for k, v in me.items()},
+            destination_service=service, destination_service_name=parts[0],
+            destination_service_namespace=parts[1] if len(parts) > 2 else (self.node.namespace if inbound else "unknown"),
+            request_protocol="http", connection_security_policy="none" if inbound else "unknown")
 
     def observe_tcp(self, down) -> None:
         cname = down.cluster.name if down.cluster is not None else "-"
