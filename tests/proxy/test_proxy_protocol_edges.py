@@ -177,7 +177,9 @@ async def test_admin_endpoints():
             assert "cluster.c.upstream_rq_200: 1" in (await c.get(f"{base}/stats")).text
             prom = (await c.get(f"{base}/stats/prometheus")).text
             assert 'envoy_cluster_upstream_rq_total{envoy_cluster_name="c"} 1' in prom
-            assert "istio_requests_total" in prom
+            istio = [l for l in prom.splitlines() if l.startswith("istio_requests_total{")]
+            assert len(istio) == 1 and 'reporter="source"' in istio[0] and 'response_code="200"' in istio[0]
+            assert 'destination_service="c"' in istio[0] and istio[0].endswith(" 1")
             assert (await c.get(f"{base}/ready")).text == "LIVE\n"
             assert (await c.get(f"http://127.0.0.1:{p.health_bound}/healthz/ready")).status_code == 200
             assert "istio_requests_total" in (await c.get(f"http://127.0.0.1:{p.health_bound}/stats/prometheus")).text
