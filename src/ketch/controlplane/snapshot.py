@@ -71,6 +71,9 @@ class Snapshot:
     _dr_wildcard: tuple[Any, ...]
     _configs: tuple[Any, ...] = field(default=(), repr=False)
     _config_instances: tuple[WorkloadInstance, ...] = field(default=(), repr=False)
+    # id(resource) -> (resource, its services); the resource is kept so the id stays unique
+    _converted: Mapping[int, tuple[Any, tuple[Service, ...]]] = field(default_factory=dict,
+                                                                      repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -84,7 +87,8 @@ class Snapshot:
     ) -> Snapshot:
         """`previous`: the last snapshot; when the config objects and mesh are the very same
         (a registry-only change), everything derived from config is reused and only the
-        instance indexes (and the answers that read instances) are rebuilt."""
+        instance indexes (and the answers that read instances) are rebuilt. Otherwise the
+        services of config objects the previous snapshot already converted are reused."""
         read = tuple(res for res in configs if res.kind in KINDS_READ)
         if previous is not None and previous.mesh is mesh and _same_objects(previous._configs, read):
             return previous._with_instances(instances, version)
@@ -95,11 +99,17 @@ class Snapshot:
             items.sort(key=_order)
 
         services: list[Service] = []
+        # a config object seen by the previous snapshot converts to the same services
+        converted: dict[int, tuple[Any, tuple[Service, ...]]] = {}
+        reuse = previous._converted if previous is not None else {}
         for kind, convert in (("Service", services_from_kubernetes),
                               ("ServiceEntry", services_from_service_entry)):
             for res in by_kind[kind]:
+                prior = reuse.get(id(res))
                 try:
-                    services.extend(convert(res))
+                    found = prior[1] if prior is not None and prior[0] is res else tuple(convert(res))
+                    converted[id(res)] = (res, found)
+                    services.extend(found)
                 except (ValueError, TypeError, AttributeError):
                     # one malformed object must not take the whole mesh's config down
                     log.exception("skipping %s %s/%s", kind, res.metadata.namespace,
@@ -150,6 +160,7 @@ class Snapshot:
             _dr_wildcard=tuple(dr_wild),
             _configs=read,
             _config_instances=config_instances,
+            _converted=converted,
         )
 
     def _with_instances(self, instances: Iterable[WorkloadInstance], version: str) -> Snapshot:

@@ -337,3 +337,25 @@ spec:
     assert [c.filter_chain_match.destination_port.value for c in chains[:-1]] == [9000, 9443]
     assert chains[0].filters[0].name == "envoy.filters.network.tcp_proxy"
     assert chains[1].filters[0].name == "envoy.filters.network.http_connection_manager"
+
+
+def test_changed_config_reuses_unchanged_conversions() -> None:
+    configs = load_configs(SERVICES)
+    first = Snapshot.build(configs, (), None, "1")
+    vs = load_configs("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  http: [{route: [{destination: {host: web.shop.svc.cluster.local}}], timeout: 3s}]
+""")
+    second = Snapshot.build(configs + vs, (), None, "2", previous=first)
+    assert second.service("web.shop.svc.cluster.local") is first.service("web.shop.svc.cluster.local")
+    routes = generate(second, proxy("shop"), ROUTE)["80"]
+    (vh,) = [v for v in routes.virtual_hosts if v.name.startswith("web.")]
+    assert vh.routes[0].route.timeout.seconds == 3
+    # a new object for the same Service converts again
+    third = Snapshot.build(load_configs(SERVICES) + vs, (), None, "3", previous=second)
+    assert third.service("web.shop.svc.cluster.local") is not second.service("web.shop.svc.cluster.local")
+    assert third.service("web.shop.svc.cluster.local") == second.service("web.shop.svc.cluster.local")
