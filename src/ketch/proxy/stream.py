@@ -453,14 +453,16 @@ class Stream:
         if att is not self.attempt or self.done:
             return False
         status = resp.status
-        if self.retry is not None and status >= 400:
+        retry = self.retry
+        if retry is not None and (status >= 400 or retry.policy.grpc_retry_on):
+            # gRPC conditions read the grpc-status of a trailers-only response (in the head)
             grpc = None
             for k, v in resp.headers:
                 if k == "grpc-status":
                     grpc = v
             outcome = retry_mod.Outcome.response(status, grpc)
             self.last_outcome = outcome
-            if self._maybe_retry(outcome, dict(resp.headers)):
+            if (status >= 400 or grpc is not None) and self._maybe_retry(outcome, dict(resp.headers)):
                 self.attempt = None
                 return False
         self.status = status
