@@ -195,6 +195,10 @@ class Pod:
             await asyncio.sleep(0.1)
         return False
 
+    async def sidecar_ready(self) -> bool:
+        return bool(self.sidecar.pid) and await netexec.http_get_status(
+            self.net.netns, "127.0.0.1", HEALTH_PORT, "/healthz/ready") == 200
+
     async def containers_ready(self) -> bool:
         for proc, c in zip(self.containers, self.spec.containers):
             if not proc.pid:
@@ -217,7 +221,9 @@ class Pod:
     async def _readiness_loop(self) -> None:
         last_beat = 0.0
         while not self.stopping:
-            ready = await self.containers_ready() and bool(self.sidecar.pid)
+            # as Kubernetes with istio-proxy's readiness probe: the pod is ready only when
+            # its proxy is (configured) and every container is
+            ready = await self.sidecar_ready() and await self.containers_ready()
             if ready != self.record.ready:
                 self._update(ready=ready)
             now = time.monotonic()

@@ -223,9 +223,14 @@ class Runtime:
         for task in pending:
             task.cancel()
         if pending:
-            late = [p.spec.name for p in self.pods.values() if not p.ready_event.is_set()]
-            raise UpError(f"pods not ready after {self.options.ready_timeout:g} s: "
-                          + ", ".join(late))
+            late = [p for p in self.pods.values() if not p.ready_event.is_set()]
+            lines = [f"pods not ready after {self.options.ready_timeout:g} s:"]
+            for pod in late:
+                log = self.state.log_dir(pod.spec.name) / "sidecar.log"
+                tail = log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
+                lines.append(f"  {pod.spec.name}: {pod.record.message or pod.record.phase}"
+                             + "".join(f"\n    sidecar: {t}" for t in tail))
+            raise UpError("\n".join(lines))
 
     async def _wait_synced(self, timeout: float = 15.0) -> None:
         """Ready means routable: every pod's proxy connected and acknowledging the same
