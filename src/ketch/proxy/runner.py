@@ -14,11 +14,9 @@ import random
 import signal
 import sys
 
-from aiohttp import web
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 
-from ketch.proxy.admin import make_admin_app, make_health_app
-from ketch.proxy.ads import AdsClient
+from ketch.proxy.admin import admin_routes, health_routes, serve_admin
 from ketch.proxy.bootstrap import ads_target, node_metadata
 from ketch.proxy.server import NodeInfo, ProxyState
 from ketch.proxy.xds import ConfigManager
@@ -46,8 +44,8 @@ class Proxy:
         self.rng = rng
         self.state: ProxyState | None = None
         self.config: ConfigManager | None = None
-        self.ads: AdsClient | None = None
-        self._runners: list[web.AppRunner] = []
+        self.ads = None  # ads.AdsClient when the bootstrap names a control plane
+        self._servers: list[asyncio.base_events.Server] = []
         self._ads_task: asyncio.Task | None = None
         self.stopped = asyncio.Event()
         self.admin_bound: int | None = None
@@ -67,6 +65,8 @@ class Proxy:
         if target is None:
             state.ready = True
         else:
+            from ketch.proxy.ads import AdsClient  # grpc (~20 MB) only when a control plane is configured
+
             def ready() -> None:
                 state.ready = True
             self.ads = AdsClient(target, b.node, config, on_ready=ready, rng=self.rng)
@@ -77,20 +77,17 @@ class Proxy:
                 admin_addr = (sa.address, sa.port_value)
             if self.admin_port is not None:
                 admin_addr = (admin_addr[0], self.admin_port)
-            self.admin_bound = await self._serve(make_admin_app(state, config, on_quit=self._quit, ads=self.ads),
+            self.admin_bound = await self._serve(admin_routes(state, config, on_quit=self._quit, ads=self.ads),
                                                  *admin_addr)
             if self.health_port is not None:
-                self.health_bound = await self._serve(make_health_app(state), "0.0.0.0", self.health_port)
+                self.health_bound = await self._serve(health_routes(state), "0.0.0.0", self.health_port)
         if self.ads is not None:
             self._ads_task = loop.create_task(self.ads.run())
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        self._runners.append(runner)
-        return runner.addresses[0][1]
+    async def _serve(self, routes, host: str, port: int) -> int:
+        server = await serve_admin(routes, host, port)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
 
     def _quit(self) -> None:
         asyncio.get_running_loop().create_task(self.stop(0.0))
@@ -104,8 +101,8 @@ class Proxy:
             self._ads_task.cancel()
         if self.state is not None:
             await self.state.drain(drain_timeout)
-        for r in self._runners:
-            await r.cleanup()
+        for server in self._servers:
+            server.close()
         self.stopped.set()
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
 from ketch.proxy.http1 import ProtocolError, ResponseDecoder
-from ketch.proxy.http2_io import H2ClientConnection
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
@@ -157,7 +156,7 @@ class HostPool:
         self.conns: set[UpstreamConnection] = set()
         self.pending: deque = deque()
         self.connecting = 0
-        self.h2: list[H2ClientConnection] = []
+        self.h2: list = []
         self.sweep: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -198,7 +197,7 @@ class HostPool:
         self.release(conn, True)
 
     # -- HTTP/2: one connection multiplexes many streams
-    def h2_ready(self) -> H2ClientConnection | None:
+    def h2_ready(self):
         for conn in self.h2:
             if conn.capacity() > 0:
                 return conn
@@ -210,6 +209,8 @@ class HostPool:
         self.cluster.loop.create_task(self._connect_h2())
 
     async def _connect_h2(self) -> None:
+        from ketch.proxy.http2_io import H2ClientConnection  # h2 loads only for HTTP/2 clusters (~5 MB)
+
         c = self.cluster
         conn = H2ClientConnection(max_requests=c.config.max_requests_per_connection,
                                   on_capacity=self._h2_capacity, on_closed=self._h2_closed)
@@ -234,7 +235,7 @@ class HostPool:
         c.stats.upstream_cx_http2_total.value += 1
         self._h2_capacity(conn)
 
-    def _h2_capacity(self, conn: H2ClientConnection) -> None:
+    def _h2_capacity(self, conn) -> None:
         c = self.cluster
         while self.pending and conn.capacity() > 0:
             waiter = self.pending.popleft()
@@ -244,7 +245,7 @@ class HostPool:
             if c.breakers.default.connections.try_acquire():
                 self.connect_h2()
 
-    def _h2_closed(self, conn: H2ClientConnection) -> None:
+    def _h2_closed(self, conn) -> None:
         if conn in self.h2:
             self.h2.remove(conn)
             c = self.cluster
