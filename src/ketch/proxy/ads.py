@@ -1,4 +1,4 @@
-"""ADS client (state of the world, grpc.aio): subscribe, validate, apply, ACK or NACK, reconnect.
+"""ADS client (state of the world, gRPC over the proxy's own HTTP/2): subscribe, validate, apply, ACK or NACK, reconnect.
 
 Order as Envoy: CDS and LDS wildcard subscriptions first; after clusters apply, EDS for the
 EDS clusters' service names; after listeners apply, RDS for the names their HTTP connection
@@ -14,15 +14,17 @@ import asyncio
 import logging
 import random
 
-import grpc
 from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
+
+from ketch.proxy.grpc_stream import GrpcError, GrpcStream
 
 from ketch.proxy.protoutil import Unsupported
 from ketch.proxy.xds import CDS, EDS, LDS, RDS, ConfigManager, decode
 
 log = logging.getLogger("ketch.proxy.ads")
+ADS_PATH = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
 
 class AdsClient:
@@ -63,9 +65,8 @@ class AdsClient:
                 attempt = 0
             except asyncio.CancelledError:
                 raise
-            except (grpc.RpcError, OSError) as exc:
-                details = exc.details() if isinstance(exc, grpc.RpcError) and hasattr(exc, "details") else None
-                self.last_error = str(details or exc)
+            except (GrpcError, OSError) as exc:
+                self.last_error = str(exc)
                 log.warning("ADS stream to %s failed: %s", self.target, self.last_error)
             self.connected = False
             if self._stopping:
@@ -78,31 +79,35 @@ class AdsClient:
         self._stopping = True
 
     async def _stream(self) -> None:
-        async with grpc.aio.insecure_channel(self.target) as channel:
-            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-            call = stub.StreamAggregatedResources()
+        host, _, port = self.target.rpartition(":")
+        call = await GrpcStream.open(host.strip("[]"), int(port), ADS_PATH)
+        try:
             self.nonces.clear()
             self.subscribed = {CDS, LDS}
-            await call.write(self._request(CDS))
-            await call.write(self._request(LDS))
+            call.write(self._request(CDS))
+            call.write(self._request(LDS))
             if self.names[EDS]:
                 self.subscribed.add(EDS)
-                await call.write(self._request(EDS))
+                call.write(self._request(EDS))
             if self.names[RDS]:
                 self.subscribed.add(RDS)
-                await call.write(self._request(RDS))
+                call.write(self._request(RDS))
             self.connected = True
             while True:
-                resp = await call.read()
-                if resp is grpc.aio.EOF:
+                raw = await call.read()
+                if raw is None:
                     return
+                resp = discovery_pb2.DiscoveryResponse()
+                resp.ParseFromString(raw)
                 await self._handle(call, resp)
+        finally:
+            call.close()
 
     async def _handle(self, call, resp: discovery_pb2.DiscoveryResponse) -> None:
         t = resp.type_url
         self.nonces[t] = resp.nonce
         if t not in self.names:
-            await call.write(discovery_pb2.DiscoveryRequest(
+            call.write(discovery_pb2.DiscoveryRequest(
                 type_url=t, response_nonce=resp.nonce, node=self.node,
                 error_detail=status_pb2.Status(code=12, message=f"type {t} is not supported")))
             return
@@ -115,10 +120,10 @@ class AdsClient:
                 log.exception("applying %s failed", t)
             self.nacks.append(reason)
             log.warning("NACK %s version %s: %s", t.rsplit(".", 1)[-1], resp.version_info, reason)
-            await call.write(self._request(t, resp.nonce, reason))
+            call.write(self._request(t, resp.nonce, reason))
             return
         self.acks += 1
-        await call.write(self._request(t, resp.nonce))
+        call.write(self._request(t, resp.nonce))
         # follow-on subscriptions: clusters → endpoints, listeners → routes
         if t == CDS:
             await self._resubscribe(call, EDS, self.config.wanted_endpoints)
@@ -131,7 +136,7 @@ class AdsClient:
             return
         self.names[t] = list(names)
         self.subscribed.add(t)
-        await call.write(self._request(t, self.nonces.get(t, "")))
+        call.write(self._request(t, self.nonces.get(t, "")))
 
     def _check_ready(self) -> None:
         if self._ready:
