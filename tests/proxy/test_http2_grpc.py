@@ -433,9 +433,6 @@ async def test_through_the_proxy_large_grpc_messages_both_ways():
         await good.stop(None)
 
 
-@pytest.mark.xfail(reason="router classifies responses only when status >= 400, so a gRPC "
-                          "trailers-only UNAVAILABLE (HTTP 200) is never retried "
-                          "(stream.py on_response_head); retry.py handles it", strict=False)
 async def test_through_the_proxy_grpc_retry_on_unavailable():
     """Istio's default retry policy includes 'unavailable': the router should classify the
     trailers-only grpc-status once (retry.Outcome) and retry on another host."""
