@@ -214,3 +214,16 @@ async def test_server_header_request_id_in_response_and_host_port_stripping():
             assert r.status_code == 200  # the port is stripped before virtual-host matching
             assert r.headers["server"] == "istio-envoy"
             assert r.headers["x-request-id"] == r.json()["headers"]["x-request-id"]
+
+
+async def test_client_half_close_after_request_still_gets_the_response():
+    async with upstream(echo) as up:
+        port = free_port()
+        b = bootstrap([http_listener(port, vhost(route("c")))], [cluster("c", up)])
+        async with running_proxy(b):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /half HTTP/1.1\r\nHost: a\r\n\r\n")
+            writer.write_eof()
+            out = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert out.startswith(b"HTTP/1.1 200") and b'"/half"' in out

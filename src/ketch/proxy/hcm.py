@@ -79,6 +79,10 @@ class Http1Downstream:
         if self.tunnel is not None:
             self.tunnel.tunnel_downstream_eof()
             return True
+        if self.streams and all(s.request_complete for s in self.streams):
+            # the client half-closed after whole requests: answer them, then close
+            self.closing = True
+            return True
         return False
 
     def connection_lost(self, exc) -> None:
