@@ -63,4 +63,12 @@ async def test_absolute_form_and_connect_are_handed_to_port_listeners():
             writer.write(b"ping")
             assert await asyncio.wait_for(reader.read(100), 5) == b"tcp:ping"
             writer.close()
+            # no listener for the echo server's own port: 15001's chain, PassthroughCluster (ORIGINAL_DST)
+            reader, writer = await asyncio.open_connection("127.0.0.1", outbound)
+            writer.write(f"CONNECT 127.0.0.1:{tcp_backend} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+            writer.write(b"direct")
+            assert await asyncio.wait_for(reader.read(100), 5) == b"tcp:direct"
+            writer.close()
+            assert p.state.snapshot.clusters["PassthroughCluster"].stats.upstream_cx_total.value == 1
     tcp_server.close()
