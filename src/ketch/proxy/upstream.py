@@ -381,9 +381,19 @@ class ClusterRuntime:
             key = f"{original_dst[0]}:{original_dst[1]}"
             h = self.hosts.get(key)
             if h is None:
+                if len(self.hosts) >= 1024:
+                    self._forget_idle_original_dst_hosts()
                 h = self.hosts[key] = Host(key, 1, True, metadata=(original_dst[0], original_dst[1], 0))
             return h
         return self.lb.choose(hash_key, excluded)
+
+    def _forget_idle_original_dst_hosts(self) -> None:
+        """ORIGINAL_DST hosts come and go with traffic (Envoy's cleanup_interval sweep)."""
+        for key, h in list(self.hosts.items()):
+            pool = self.pools.get(key)
+            if h.active_rq == 0 and (pool is None or (not pool.conns and not pool.pending and not pool.h2)):
+                del self.hosts[key]
+                self.pools.pop(key, None)
 
     # -- pools
     def acquire(self, host: Host, waiter) -> bool:
