@@ -167,7 +167,25 @@ def _fetch_config(cp: ControlPlane, kind: str, name: str | None,
 
 # Kinds served by something other than the config store register a fetcher here (the local
 # runtime will serve live `pods` and `services` this way); everything else is config.
-KIND_SOURCES: dict[str, Fetch] = {}
+def _runtime_pods(cp: ControlPlane, kind: str, name: str | None, ns: str | None) -> list[dict[str, Any]]:
+    from ketch.runtime.state import pod_items
+
+    items = pod_items(None, name, ns)
+    if name and not items:
+        click.echo(f'Error from server (NotFound): pods "{name}" not found', err=True)
+        sys.exit(1)
+    return items
+
+
+def _runtime_or_config_services(cp: ControlPlane, kind: str, name: str | None,
+                                 ns: str | None) -> list[dict[str, Any]]:
+    # The runtime knows the VIP each Service got; without a running mesh, the stored objects.
+    from ketch.runtime.state import service_items
+
+    return service_items(None, name, ns) or _fetch_config(cp, kind, name, ns)
+
+
+KIND_SOURCES: dict[str, Fetch] = {"Pod": _runtime_pods, "Service": _runtime_or_config_services}
 
 
 def _plural(kind: str) -> str:

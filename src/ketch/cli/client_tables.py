@@ -79,6 +79,19 @@ _COLUMNS: dict[str, tuple[list[str], Callable[[dict[str, Any]], list[str]]]] = {
     "Deployment": (["REPLICAS"], lambda s: [str(s.get("replicas", 1))]),
 }
 
+def _pod_cells(item: dict[str, Any]) -> list[str]:
+    status = item.get("status", {})
+    containers = status.get("containerStatuses", [])
+    ready = sum(1 for c in containers if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in containers)
+    return [f"{ready}/{len(containers)}", status.get("phase", ""), str(restarts)]
+
+
+# kinds whose columns read more than the spec (a Pod's status), as `kubectl get pods`
+_ITEM_COLUMNS: dict[str, tuple[list[str], Callable[[dict[str, Any]], list[str]]]] = {
+    "Pod": (["READY", "STATUS", "RESTARTS"], _pod_cells),
+}
+
 _WIDE: dict[str, tuple[list[str], Callable[[dict[str, Any]], list[str]]]] = {
     "Service": (["SELECTOR"], lambda s: [
         _join(f"{k}={v}" for k, v in sorted((s.get("selector") or {}).items()))]),
@@ -88,6 +101,8 @@ _WIDE: dict[str, tuple[list[str], Callable[[dict[str, Any]], list[str]]]] = {
 def get_table(kind: str, items: Sequence[dict[str, Any]], *, now: float,
               all_namespaces: bool = False, wide: bool = False) -> str:
     headers, cells = _COLUMNS.get(kind, ([], lambda s: []))
+    item_headers, item_cells = _ITEM_COLUMNS.get(kind, ([], lambda i: []))
+    headers = [*item_headers, *headers]
     extra_headers, extra_cells = _WIDE.get(kind, ([], lambda s: [])) if wide else ([], lambda s: [])
     out_headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", *headers, "AGE",
                                                                   *extra_headers]
@@ -98,7 +113,7 @@ def get_table(kind: str, items: Sequence[dict[str, Any]], *, now: float,
         meta = item.get("metadata", {})
         spec = item.get("spec", item)
         row = ([meta.get("namespace", "")] if all_namespaces else []) + [meta.get("name", "")]
-        row += cells(spec) + [age(meta.get("creationTimestamp"), now)] + extra_cells(spec)
+        row += item_cells(item) + cells(spec) + [age(meta.get("creationTimestamp"), now)] + extra_cells(spec)
         if wide:
             row.append(_join(f"{k}={v}" for k, v in sorted((meta.get("labels") or {}).items())))
         rows.append(row)

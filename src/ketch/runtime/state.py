@@ -187,8 +187,10 @@ def pod_items(state_dir: str | Path | None = None, name: str | None = None,
                 # Kubernetes shows a crash-looping pod as Running with a reason; keep ours
                 "phase": p.phase, "podIP": p.ip, "message": p.message,
                 "startTime": p.started_at,
+                # restarts are the app's: the supervisor restarts the app, never the sidecar
                 "containerStatuses": [{"name": c, "ready": p.ready,
-                                       "restartCount": p.restarts} for c in containers],
+                                       "restartCount": 0 if c == "istio-proxy" else p.restarts}
+                                      for c in containers],
             },
         })
     return items
