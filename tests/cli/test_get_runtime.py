@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from click.testing import CliRunner
 
 from ketch.cli import main
@@ -13,7 +15,8 @@ def _state(tmp_path) -> StateDir:
     state.ensure()
     state.write_pod(PodRecord(name="reviews-v1-abc12", namespace="default", deployment="reviews-v1",
                               ip="10.77.0.5", labels={"app": "reviews"}, phase="Running", ready=True,
-                              restarts=2, pids={"reviews": 10, "sidecar": 11}))
+                              restarts=2, pids={"reviews": 10, "sidecar": 11},
+                              started_at=time.time() - 300))
     state.write_pod(PodRecord(name="istio-ingressgateway-x1", namespace="istio-system",
                               deployment="istio-ingressgateway", ip="10.77.0.9", phase="Pending"))
     state.write_services([ServiceRecord("reviews", "default", "10.96.3.4", ("http:9080->9080",))])
@@ -28,7 +31,7 @@ def test_get_pods_shows_ready_status_and_restarts(tmp_path, monkeypatch):
     header, *rows = result.output.splitlines()
     assert header.split()[:4] == ["NAME", "READY", "STATUS", "RESTARTS"]
     assert len(rows) == 1  # only namespace default
-    assert rows[0].split()[:4] == ["reviews-v1-abc12", "2/2", "Running", "2"]
+    assert rows[0].split() == ["reviews-v1-abc12", "2/2", "Running", "2", "5m"]
 
     result = CliRunner().invoke(main, ["get", "pods", "-A"])
     names = [line.split()[1] for line in result.output.splitlines()[1:]]

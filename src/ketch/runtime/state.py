@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,12 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _rfc3339(epoch: float) -> str | None:
+    if not epoch:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 def pod_items(state_dir: str | Path | None = None, name: str | None = None,
               namespace: str | None = None) -> list[dict[str, Any]]:
     """The runtime's pods as Kubernetes Pod objects (metadata, spec, status with phase,
@@ -180,6 +187,7 @@ def pod_items(state_dir: str | Path | None = None, name: str | None = None,
         items.append({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": p.name, "namespace": p.namespace, "labels": dict(p.labels),
+                         "creationTimestamp": _rfc3339(p.started_at),
                          "ownerReferences": [{"kind": "Deployment", "name": p.deployment}]},
             "spec": {"serviceAccountName": p.service_account,
                      "containers": [{"name": c} for c in containers]},
