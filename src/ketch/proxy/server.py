@@ -126,15 +126,24 @@ class ProxyState:
         return sorted({c.eds_service_name for c in configs.values() if c.kind == "EDS"})
 
     def set_endpoints(self, assignments: dict[str, tuple[EndpointConfig, ...]], full: bool = True) -> None:
+        """`full`: these are all the assignments (others empty their clusters); otherwise
+        only the clusters of the given service names change (xDS EDS is per resource)."""
         if full:
             self.endpoints = dict(assignments)
         else:
             self.endpoints.update(assignments)
         for rt in self.snapshot.clusters.values():
             if rt.config.kind == "EDS":
-                eps = self.endpoints.get(rt.config.eds_service_name)
-                if eps is not None or full:
-                    rt.set_endpoints(eps or ())
+                name = rt.config.eds_service_name
+                if full:
+                    rt.set_endpoints(self.endpoints.get(name) or ())
+                elif name in assignments:
+                    rt.set_endpoints(assignments[name])
+
+    def keep_endpoints(self, names: set[str]) -> None:
+        """Forget the load assignments of EDS service names no cluster wants any more."""
+        if not set(self.endpoints) <= names:
+            self.endpoints = {n: eps for n, eps in self.endpoints.items() if n in names}
 
     def set_routes(self, tables: dict[str, RouteTable], full: bool = True) -> None:
         routes = dict(tables) if full else {**self.snapshot.routes, **tables}

@@ -4,6 +4,12 @@
 and applies nothing if any fails (the ADS client then NACKs with the `Unsupported` reason
 and the last good config keeps serving). Static resources from the bootstrap are merged
 with dynamic ones, as Envoy does.
+
+State of the world, as Envoy reads it: an LDS or CDS response is the complete set (what it
+leaves out is removed), but RDS and EDS resources are independent: a response updates the
+route configurations / load assignments it carries and leaves the others as they are. A
+load assignment goes away when no cluster wants it any more (its cluster left CDS), a route
+configuration when no listener references it.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class ConfigManager:
         elif type_url == EDS:
             compiled_eps = {r.cluster_name: compile_endpoints(r, f"ClusterLoadAssignment {r.cluster_name}")
                             for r in resources}
-            st.set_endpoints(compiled_eps, full=True)
+            st.set_endpoints(compiled_eps, full=False)
         elif type_url == LDS:
             merged_l = {**{l.name: l for l in resources}, **self.static_listeners}
             compiled_l = {n: compile_listener(l) for n, l in merged_l.items()}
@@ -87,10 +93,22 @@ class ConfigManager:
                 raise Unsupported(f"cannot bind listener: {exc}") from None
         elif type_url == RDS:
             tables = {r.name: compile_route_config(r, st.rng.random) for r in resources}
-            st.set_routes(tables, full=True)
+            st.set_routes(tables, full=False)
         else:
             raise Unsupported(f"resource type {type_url} is not supported")
-        self.raw[type_url] = {n: r for n, r in zip(names, resources)}
+        if type_url in (EDS, RDS):  # per resource: merge into what we hold
+            self.raw[type_url] = {**self.raw[type_url], **dict(zip(names, resources))}
+        else:
+            self.raw[type_url] = {n: r for n, r in zip(names, resources)}
+        if type_url == CDS:  # load assignments of clusters that left CDS go with them
+            wanted = set(self.wanted_endpoints)
+            self.raw[EDS] = {n: r for n, r in self.raw[EDS].items() if n in wanted}
+            st.keep_endpoints(wanted)
+        elif type_url == LDS:  # route configurations no listener references any more
+            wanted = set(self.wanted_routes)
+            if not set(self.raw[RDS]) <= wanted or not set(st.snapshot.routes) <= wanted:
+                self.raw[RDS] = {n: r for n, r in self.raw[RDS].items() if n in wanted}
+                st.set_routes({n: t for n, t in st.snapshot.routes.items() if n in wanted}, full=True)
         self.versions[type_url] = version
         self.updated[type_url] = time.time()
 
