@@ -164,8 +164,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--partial-updates", action="store_true",
-                    help="control plane sends only changed RDS/EDS resources")
+    ap.add_argument("--partial-updates", action=argparse.BooleanOptionalAction, default=True,
+                    help="control plane sends only changed RDS/EDS resources (its default); "
+                         "--no-partial-updates: the whole subscribed set on every push")
     ap.add_argument("--profile", metavar="FILE", help="run the control plane under cProfile")
     ap.add_argument("--shared-scope", action="store_true",
                     help="give every client the same IP and labels (one generation shared)")
@@ -178,7 +179,7 @@ def main() -> None:
     cp = subprocess.Popen([sys.executable, *launcher, "control-plane", "--host", "127.0.0.1",
                            "--xds-port", str(xds_port), "--http-port", str(http_port),
                            "--registry-ttl", "86400", "--log-level", "warning",
-                           *(["--partial-updates"] if args.partial_updates else [])])
+                           *([] if args.partial_updates else ["--no-partial-updates"])])
     procs: list[mp.Process] = []
     try:
         for _ in range(300):

@@ -24,8 +24,9 @@ import click
               help="Seconds of quiet after a change before pushing (PILOT_DEBOUNCE_AFTER).")
 @click.option("--debounce-max", type=float, default=10.0, show_default=True,
               help="Longest a change waits for the quiet (PILOT_DEBOUNCE_MAX).")
-@click.option("--partial-updates/--no-partial-updates", default=False, show_default=True,
-              help="Send only changed RDS/EDS resources (Envoy state-of-the-world semantics).")
+@click.option("--partial-updates/--no-partial-updates", default=True, show_default=True,
+              help="Pushes send only changed RDS/EDS resources (Envoy state-of-the-world "
+                   "semantics); --no-partial-updates resends the whole subscribed set.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def control_plane(state_dir: Path | None, xds_port: int, http_port: int,

@@ -43,7 +43,7 @@ class ControlPlaneOptions:
     debounce_quiet: float = 0.1  # Istio's PILOT_DEBOUNCE_AFTER
     debounce_max: float = 10.0  # Istio's PILOT_DEBOUNCE_MAX
     grace: float = 5.0  # seconds streams get to finish on shutdown
-    partial_updates: bool = False  # RDS/EDS responses carry only changed resources (Envoy SotW)
+    partial_updates: bool = True  # pushes carry only changed RDS/EDS resources (Envoy SotW)
 
 
 class ControlPlane:

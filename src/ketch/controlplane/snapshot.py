@@ -75,6 +75,8 @@ class Snapshot:
     _converted: Mapping[int, tuple[Any, tuple[Service, ...]]] = field(default_factory=dict,
                                                                       repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    # key -> (inputs, value) of the previous snapshot's `memo_inputs` answers
+    _carried: Mapping[Hashable, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -92,6 +94,7 @@ class Snapshot:
         read = tuple(res for res in configs if res.kind in KINDS_READ)
         if previous is not None and previous.mesh is mesh and _same_objects(previous._configs, read):
             return previous._with_instances(instances, version)
+        carried = previous._carry() if previous is not None else {}
         by_kind: dict[str, list[Any]] = defaultdict(list)
         for res in read:
             by_kind[res.kind].append(res)
@@ -161,13 +164,22 @@ class Snapshot:
             _configs=read,
             _config_instances=config_instances,
             _converted=converted,
+            _carried=carried,
         )
 
     def _with_instances(self, instances: Iterable[WorkloadInstance], version: str) -> Snapshot:
         all_instances, by_label, by_ns = _index_instances(instances, self._config_instances)
-        memo = {k: v for k, v in self._memo.items() if self._config_only(k)}
+        # tuple(): one C-level copy, so generation on another thread cannot break the loop
+        memo = {k: v for k, v in tuple(self._memo.items()) if self._config_only(k)}
         return replace(self, version=version, instances=all_instances,
-                       _instances_by_label=by_label, _instances_by_ns=by_ns, _memo=memo)
+                       _instances_by_label=by_label, _instances_by_ns=by_ns, _memo=memo,
+                       _carried=self._carry())
+
+    def _carry(self) -> dict[Hashable, tuple[Any, Any]]:
+        """The `memo_inputs` answers this snapshot computed, for the next one to reuse when
+        their inputs are equal (only what was asked for here: bounded by the live set)."""
+        return {k[1]: v for k, v in tuple(self._memo.items())
+                if isinstance(k, tuple) and k and k[0] == "inputs"}
 
     def _config_only(self, key: Hashable) -> bool:
         """Whether a memoised answer reads config only (kept across registry changes)."""
@@ -189,6 +201,19 @@ class Snapshot:
         except KeyError:
             value = self._memo[key] = compute()
             return value
+
+    def memo_inputs(self, key: Hashable, inputs: Any, compute: Callable[[], T]) -> T:
+        """`memo`, and across snapshots: `compute` must read nothing but what `key` and
+        `inputs` hold (compared with ==); the previous snapshot's value is reused when both
+        are equal. So a registry change rebuilds only the load assignments whose endpoints
+        changed (Istio's per-service endpoint shards), and the xDS cache, keyed by object
+        identity, does not re-encode the others."""
+        def fresh() -> tuple[Any, T]:
+            prior = self._carried.get(key)
+            if prior is not None and prior[0] == inputs:
+                return prior
+            return (inputs, compute())
+        return self.memo(("inputs", key), fresh)[1]
 
     # -- mesh config ------------------------------------------------------------------
     @property

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from envoy.config.core.v3 import health_check_pb2
+
 from ketch.controlplane.instance import WorkloadInstance
 from ketch.controlplane.snapshot import Snapshot
 from ketch.controlplane.translate import generate
@@ -359,3 +361,75 @@ spec:
     third = Snapshot.build(load_configs(SERVICES) + vs, (), None, "3", previous=second)
     assert third.service("web.shop.svc.cluster.local") is not second.service("web.shop.svc.cluster.local")
     assert third.service("web.shop.svc.cluster.local") == second.service("web.shop.svc.cluster.local")
+
+
+def test_registry_change_rebuilds_only_the_load_assignments_whose_endpoints_changed() -> None:
+    """The cross-snapshot CLA cache is keyed on every input load_assignment reads: a changed
+    label (subset membership), health, weight, address or locality invalidates it."""
+    configs = load_configs(SERVICES + """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web.shop.svc.cluster.local
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+""")
+    web = "outbound|80||web.shop.svc.cluster.local"
+    v1, v2 = "outbound|80|v1|web.shop.svc.cluster.local", "outbound|80|v2|web.shop.svc.cluster.local"
+    api = "outbound|7070||api.ops.svc.cluster.local"
+    p = proxy("shop", {"app": "client"})
+    w1 = WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web", "version": "v1"})
+    a1 = WorkloadInstance("a1", "ops", "10.0.1.1", {"app": "api"})
+    snap = Snapshot.build(configs, [w1, a1], None, "1")
+    before = generate(snap, p, ENDPOINT)
+
+    def step(instances, version: str):
+        nonlocal snap, before
+        snap = Snapshot.build(configs, instances, None, version, previous=snap)
+        now = generate(snap, p, ENDPOINT)
+        fresh = generate(Snapshot.build(configs, instances, None, version), p, ENDPOINT)
+        assert now == fresh, "a reused load assignment must equal a fresh one"
+        rebuilt = {n for n in now if now[n] is not before.get(n)}
+        before = now
+        return now, rebuilt
+
+    # an unrelated instance (no service selects it) changes nothing
+    other = WorkloadInstance("x", "shop", "10.0.9.9", {"app": "nothing"})
+    _, rebuilt = step([w1, a1, other], "2")
+    assert rebuilt == set()
+    # a new api instance rebuilds api only
+    a2 = WorkloadInstance("a2", "ops", "10.0.1.2", {"app": "api"})
+    now, rebuilt = step([w1, a1, a2], "3")
+    assert rebuilt == {api} and len(now[api].endpoints[0].lb_endpoints) == 2
+
+    def lb(cla):
+        return [e for g in cla.endpoints for e in g.lb_endpoints]
+
+    # label change: w1 moves from subset v1 to v2 (the default cluster's endpoint is rebuilt too)
+    w1b = WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web", "version": "v2"})
+    now, rebuilt = step([w1b, a1, a2], "4")
+    assert rebuilt == {web, v1, v2}
+    assert lb(now[v1]) == [] and len(lb(now[v2])) == 1
+    # health
+    w1c = WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web", "version": "v2"}, healthy=False)
+    now, rebuilt = step([w1c, a1, a2], "5")
+    assert web in rebuilt and lb(now[web])[0].health_status == health_check_pb2.UNHEALTHY
+    # weight
+    w1d = WorkloadInstance("w1", "shop", "10.0.0.1", {"app": "web", "version": "v2"}, healthy=False, weight=7)
+    now, rebuilt = step([w1d, a1, a2], "6")
+    assert web in rebuilt and lb(now[web])[0].load_balancing_weight.value == 7
+    # address
+    w1e = WorkloadInstance("w1", "shop", "10.0.0.8", {"app": "web", "version": "v2"}, healthy=False, weight=7)
+    now, rebuilt = step([w1e, a1, a2], "7")
+    assert web in rebuilt and lb(now[web])[0].endpoint.address.socket_address.address == "10.0.0.8"
+    # locality
+    w1f = WorkloadInstance("w1", "shop", "10.0.0.8", {"app": "web", "version": "v2"}, healthy=False,
+                           weight=7, locality="eu/z1")
+    now, rebuilt = step([w1f, a1, a2], "8")
+    assert web in rebuilt and now[web].endpoints[0].locality.region == "eu"
+    assert api not in rebuilt
+    # a config change keeps the cache correct too (pure in its inputs)
+    snap = Snapshot.build(load_configs(SERVICES), [w1f, a1, a2], None, "9", previous=snap)
+    now = generate(snap, p, ENDPOINT)
+    assert v1 not in now and now[api] is before[api] and now[web] is before[web]

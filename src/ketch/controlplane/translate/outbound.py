@@ -94,9 +94,11 @@ def load_assignments(scope: ProxyScope) -> dict[str, endpoint_pb2.ClusterLoadAss
                 if name in out:
                     continue
                 labels = subset_labels(dr, subset)
-                key = ("cla", name, svc.namespace, tuple(sorted(labels.items())))
-                out[name] = snap.memo(key, lambda: load_assignment(
-                    name, snap.endpoints(svc, port), labels))
+                # load_assignment reads exactly: the name, the subset labels and the
+                # endpoints (each one's instance fields and port, compared whole)
+                key = ("cla", name, tuple(sorted(labels.items())))
+                eps = snap.endpoints(svc, port)
+                out[name] = snap.memo_inputs(key, eps, lambda: load_assignment(name, eps, labels))
     return out
 
 

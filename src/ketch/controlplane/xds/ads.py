@@ -74,7 +74,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(self, generate: Generate, parse_node: ParseNode, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 metrics: XdsMetrics | None = None, partial: bool = False) -> None:
+                 metrics: XdsMetrics | None = None, partial: bool = True) -> None:
         self.metrics = metrics or XdsMetrics()
         self._partial = partial  # RDS/EDS responses carry only what changed
         self.metrics.connected.set(None, 0)

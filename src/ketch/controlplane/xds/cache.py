@@ -5,7 +5,11 @@ The generator is called per (snapshot version, proxy scope key, type URL, names)
 proxies with equal keys share one generation. Below that, a resource *object* the generator
 hands to several proxies (translation memoizes per snapshot) is serialized once: the encoding
 is keyed by object identity, holding the object so its id cannot be reused. The cache holds
-one snapshot version at a time: a new version drops everything.
+one snapshot version at a time: a new version drops the generated sets, but keeps the
+encodings of the previous version's objects for the new one to pick up (translation hands
+the very same message objects across versions when their inputs did not change, e.g. the
+load assignments of services a registry change did not touch), so those are not encoded
+again; an encoding not used by the new version is dropped with the version after.
 
 An `Encoded` resource carries its bytes in three forms: the message (`body`), its digest (to
 tell what changed), and the ready-made `resources` entry of a DiscoveryResponse (`entry`), so
@@ -125,6 +129,7 @@ class GenerationCache:
         self._version: object = None
         self._entries: dict[tuple[Hashable, str, object], ResourceSet] = {}
         self._by_object: dict[int, tuple[Message, Encoded]] = {}
+        self._previous_objects: dict[int, tuple[Message, Encoded]] = {}
         # (names, ids of the generated messages) -> the set: proxies of different scope that
         # got the very same memoized messages share one ResourceSet.
         self._by_output: dict[tuple[tuple[str, ...], tuple[int, ...]], ResourceSet] = {}
@@ -140,7 +145,7 @@ class GenerationCache:
         if version != self._version:
             self._version = version
             self._entries = {}
-            self._by_object = {}
+            self._previous_objects, self._by_object = self._by_object, {}
             self._by_output = {}
         key = (proxy.scope_key(), type_url, names)
         found = self._entries.get(key)
@@ -163,6 +168,11 @@ class GenerationCache:
     def _encode(self, name: str, type_url: str, message: Message) -> Encoded:
         known = self._by_object.get(id(message))
         if known is not None and known[0] is message and known[1].name == name:
+            return known[1]
+        known = self._previous_objects.get(id(message))
+        if (known is not None and known[0] is message and known[1].name == name
+                and known[1].type_url == type_url):
+            self._by_object[id(message)] = known
             return known[1]
         encoded = Encoded.of(name, type_url, message)
         self._by_object[id(message)] = (message, encoded)

@@ -41,8 +41,8 @@ def plan(watch: Watch, current: ResourceSet, *, resend: bool, partial: bool = Fa
     everything (pure).
 
     `partial`: send only the changed RDS/EDS resources, as Envoy's SotW allows and Istio's
-    incremental EDS does. Off by default, because a client that reads every response as the
-    full set (Ketch's own proxy, for now) would drop what was left out."""
+    incremental EDS does (Envoy, gRPC's xDS client and Ketch's proxy treat RDS/EDS per
+    resource). The server turns it on by default; a new subscription is answered in full."""
     wanted = current if watch.wildcard else current.select(watch.names)
     if (partial and watch.type_url not in FULL_STATE_TYPES and not resend
             and watch.nonce_sent):
