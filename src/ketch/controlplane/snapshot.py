@@ -190,6 +190,10 @@ class Snapshot:
             _, svc_kind, ns, host = key[:4]
             return all(s.endpoints is not None or s.resolution in _NO_INLINE_ENDPOINTS
                        for s in self.services_by_host.get(host, ()))
+        if kind == "endpoints":  # inline endpoints (ServiceEntry) read no registry instances
+            _, svc_kind, ns, host = key[:4]
+            return all(s.endpoints is not None for s in self.services_by_host.get(host, ())
+                       if s.kind == svc_kind and s.namespace == ns)
         if kind == "generate":  # LDS/RDS read no instances beyond the inbound ports in the key
             return key[1].endswith(("Listener", "RouteConfiguration"))
         return False

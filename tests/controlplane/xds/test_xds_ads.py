@@ -305,6 +305,28 @@ async def test_endpoints_only_push_sends_eds_first(served_partial) -> None:
     assert second.type_url == CLUSTER  # the full comparison still follows
 
 
+async def test_endpoints_only_push_holds_the_full_comparison_until_every_eds_is_out(
+        served_partial) -> None:
+    """No stream's EDS waits behind other streams regenerating clusters and listeners."""
+    xds, _, channel = served_partial
+    xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")
+    clients = [Client(channel, f"sidecar~10.0.0.{i}~p{i}.default~x") for i in (8, 9)]
+    for c in clients:
+        await subscribe_all(c, EDS)
+    fired: list[int] = []
+    xds.set_snapshot(world({"a": ["10.0.0.4"], "b": ["10.0.0.2"]}, lb=1), "v2",
+                     endpoints_only=True)
+    xds.when_eds_out(lambda: fired.append(xds._eds_in_flight))
+    assert fired == []  # both EDS responses are still queued
+    for c in clients:
+        first, second = await c.read(), await c.read()
+        assert (first.type_url, names_of(first)) == (ENDPOINT, ["outbound|80||a"])
+        assert second.type_url == CLUSTER
+    assert fired == [0]
+    xds.when_eds_out(lambda: fired.append(-1))  # nothing queued: called at once
+    assert fired == [0, -1]
+
+
 def test_response_bytes_are_a_discovery_response() -> None:
     from ketch.controlplane.xds.cache import Encoded, ResourceSet
     from ketch.controlplane.xds.connection import Response
@@ -321,7 +343,7 @@ def test_response_bytes_are_a_discovery_response() -> None:
     assert whole.select(frozenset({"c1", "zz"})).ordered() == (encoded[1],)
 
 
-async def test_full_sets_by_default_for_eds_and_rds(served) -> None:
+async def test_full_sets_for_eds_and_rds_without_partial_updates(served) -> None:
     """Without partial updates an EDS push carries every subscribed resource."""
     xds, _, channel = served
     xds.set_snapshot(world({"a": ["10.0.0.1"], "b": ["10.0.0.2"]}), "v1")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from ketch.controlplane.xds.cache import GenerationCache
+from ketch.controlplane.xds.cache import Encoded, GenerationCache, ResourceSet
 from ketch.controlplane.xds.types import ENDPOINT
 
 
@@ -26,3 +26,19 @@ def test_unchanged_message_objects_are_not_encoded_again_in_the_next_version() -
     assert three["b"] is two["b"]
     four = cache.resources("4", "4", proxy, ENDPOINT)  # a skipped a version: encoded afresh
     assert four["a"] is not one["a"] and four["a"].digest == one["a"].digest
+
+
+def test_changes_since_is_computed_once_per_pair_of_sets() -> None:
+    def enc(name: str, port: int) -> Encoded:
+        cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+        cla.endpoints.add().lb_endpoints.add().endpoint.address.socket_address.port_value = port
+        return Encoded.of(name, ENDPOINT, cla)
+
+    old = ResourceSet({"a": enc("a", 1), "b": enc("b", 2), "gone": enc("gone", 3)})
+    new = ResourceSet({"a": old["a"], "b": enc("b", 9), "c": enc("c", 4)})
+    changed, gone = new.changes_since(old)
+    assert [r.name for r in changed] == ["b", "c"] and gone == {"gone"}
+    again = new.changes_since(old)
+    assert again[0] is changed, "a second proxy sent the same set shares the comparison"
+    same = ResourceSet({"a": enc("a", 1), "b": enc("b", 9), "c": enc("c", 4)})  # equal bytes
+    assert same.changes_since(new) == ((), frozenset())

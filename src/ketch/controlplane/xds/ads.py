@@ -58,6 +58,11 @@ class _Stream:
         self.push_change: float | None = None
         self.eds_queued = False  # an EDS-first response waits in `events`
 
+    def note_change(self, change: float | None) -> None:
+        """Remember a change for the next push without queueing that push yet."""
+        if change is not None:
+            self.push_change = change if self.push_change is None else min(change, self.push_change)
+
     def request_push(self, change: float | None) -> None:
         if change is not None:
             self.push_change = change if self.push_change is None else min(change, self.push_change)
@@ -86,6 +91,13 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._version = ""
         self._connections: dict[str, tuple[Connection, _Stream]] = {}
         self._ids = itertools.count(1)
+        # EDS-first responses queued but not yet handed to gRPC; the full comparison waits
+        # for them (at most `defer_limit` seconds), so no stream's EDS is held up behind
+        # other streams regenerating clusters and listeners.
+        self._eds_in_flight = 0
+        self._deferred: asyncio.TimerHandle | None = None
+        self.defer_limit = 0.2
+        self._when_eds_out: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<XdsServer version={self._version!r} connections={len(self._connections)}>"
@@ -112,9 +124,52 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 conn.version = version
                 for response in conn.on_push(self._resources, change, types=(ENDPOINT,)):
                     stream.eds_queued = True
+                    self._eds_in_flight += 1
                     stream.events.put_nowait(response)
+        if self._eds_in_flight and self._defer():
+            for _, stream in self._connections.values():
+                stream.note_change(change)
+            return
+        self._push_all(change)
+
+    def _defer(self) -> bool:
+        if self._deferred is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the loop (tests): push now
+                return False
+            self._deferred = loop.call_later(self.defer_limit, self._push_all)
+        return True
+
+    def when_eds_out(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the EDS-first responses of the last push are handed to gRPC
+        (or the full push stopped waiting for them); now if none are queued."""
+        self._when_eds_out.append(callback)
+        if self._deferred is None:
+            self._eds_out()
+
+    def _eds_out(self) -> None:
+        callbacks, self._when_eds_out = self._when_eds_out, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("when_eds_out callback failed")
+
+    def _push_all(self, change: float | None = None) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+        self._eds_out()
         for _, stream in self._connections.values():
             stream.request_push(change)
+
+    def _eds_sent(self, stream: _Stream) -> None:
+        if stream.eds_queued:
+            stream.eds_queued = False
+            self._eds_in_flight -= 1
+            if self._eds_in_flight == 0 and self._deferred is not None:
+                self._push_all()
 
     def close_streams(self) -> None:
         """End every ADS stream (on shutdown): proxies keep their config and reconnect."""
@@ -179,8 +234,8 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 if event is _EOF:
                     return
                 if isinstance(event, (Response, DeltaDiscoveryResponse)):  # EDS first
-                    stream.eds_queued = False
                     yield event
+                    self._eds_sent(stream)
                     continue
                 if event is _PUSH:
                     change = stream.take_push()
@@ -197,6 +252,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                     yield response
         finally:
             reader.cancel()
+            self._eds_sent(stream)
             if conn is not None:
                 self._disconnect(conn)
 

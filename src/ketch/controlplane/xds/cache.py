@@ -19,6 +19,7 @@ a response to a proxy is a join of bytes rather than a protobuf build per proxy.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
@@ -64,6 +65,11 @@ class Encoded:
                    length_delimited(2, any_bytes))
 
 
+def same(old: Encoded | None, new: Encoded) -> bool:
+    # Shared encodings make identity the common case; digests decide otherwise.
+    return old is new or (old is not None and old.digest == new.digest)
+
+
 class ResourceSet(Mapping[str, Encoded]):
     """An immutable name -> Encoded mapping, shared by every proxy that gets exactly it.
 
@@ -71,7 +77,8 @@ class ResourceSet(Mapping[str, Encoded]):
     (over names and digests), the name-sorted list and subsets by subscribed names are each
     computed once per set, not once per proxy."""
 
-    __slots__ = ("_items", "_fingerprint", "_ordered", "_selections", "_wire")
+    __slots__ = ("_items", "_fingerprint", "_ordered", "_selections", "_wire", "_diffs",
+                 "__weakref__")
 
     def __init__(self, items: Mapping[str, Encoded]) -> None:
         self._items = dict(items)
@@ -79,6 +86,9 @@ class ResourceSet(Mapping[str, Encoded]):
         self._ordered: tuple[Encoded, ...] | None = None
         self._selections: dict[frozenset[str], ResourceSet] = {}
         self._wire: bytes | None = None
+        # id(earlier set) -> (weak ref to it, changed resources, names it has and this lacks);
+        # weak, so sets of old versions are not kept alive by the newer ones
+        self._diffs: dict[int, tuple[Any, tuple[Encoded, ...], frozenset[str]]] = {}
 
     def __getitem__(self, name: str) -> Encoded:
         return self._items[name]
@@ -112,6 +122,18 @@ class ResourceSet(Mapping[str, Encoded]):
         if self._wire is None:
             self._wire = b"".join(r.entry for r in self.ordered())
         return self._wire
+
+    def changes_since(self, sent: ResourceSet) -> tuple[tuple[Encoded, ...], frozenset[str]]:
+        """The resources of this set that `sent` lacks or holds with other bytes (name
+        order), and the names `sent` has that this set lacks; once per pair of sets, so
+        proxies that were sent the same set share the comparison."""
+        found = self._diffs.get(id(sent))
+        if found is None or found[0]() is not sent:
+            items = sent._items
+            changed = tuple(r for r in self.ordered() if not same(items.get(r.name), r))
+            gone = frozenset(n for n in items if n not in self._items)
+            found = self._diffs[id(sent)] = (weakref.ref(sent), changed, gone)
+        return found[1], found[2]
 
     def select(self, names: frozenset[str]) -> ResourceSet:
         """The subset a proxy subscribed to by name."""

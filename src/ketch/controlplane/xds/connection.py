@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
-from ketch.controlplane.xds.cache import Encoded, ResourceSet, length_delimited
+from ketch.controlplane.xds.cache import Encoded, ResourceSet, length_delimited, same
 from ketch.controlplane.xds.metrics import XdsMetrics
 from ketch.controlplane.xds.types import FULL_STATE_TYPES, push_rank, short_name
 from ketch.controlplane.xds.watch import Verdict, Watch, apply_verdict, should_respond
@@ -47,20 +47,21 @@ def plan(watch: Watch, current: ResourceSet, *, resend: bool, partial: bool = Fa
     if (partial and watch.type_url not in FULL_STATE_TYPES and not resend
             and watch.nonce_sent):
         sent = watch.sent
-        changed = [r for r in wanted.ordered() if not _equal(sent.get(r.name), r)]
+        if isinstance(sent, ResourceSet):  # shared by every proxy sent the same set
+            changed, gone = wanted.changes_since(sent)
+        else:
+            changed = tuple(r for r in wanted.ordered() if not same(sent.get(r.name), r))
+            gone = frozenset(n for n in sent if n not in wanted)
         if not changed:
             return None
+        if not any(watch.wants(n) for n in gone):
+            return changed, wanted  # it now holds exactly `wanted` (shared from here on)
         holds = {n: r for n, r in sent.items() if watch.wants(n)}
         holds.update((r.name, r) for r in changed)
         return changed, holds
     if not resend and watch.nonce_sent and watch.sent_fingerprint == wanted.fingerprint():
         return None
     return wanted.ordered(), wanted
-
-
-def _equal(old: Encoded | None, new: Encoded) -> bool:
-    # Shared encodings make identity the common case; digests decide otherwise.
-    return old is new or (old is not None and old.digest == new.digest)
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,24 @@ class Watch:
         if "*" in wanted:
             wanted = wanted - {"*"}
         self.wildcard = self.type_url in FULL_STATE_TYPES and (not names or "*" in names)
-        self.names = wanted
+        self.names = _intern(wanted)
 
     def wants(self, name: str) -> bool:
         return self.wildcard or name in self.names
+
+
+_interned: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _intern(names: frozenset[str]) -> frozenset[str]:
+    """One object per distinct name set, so lookups keyed by it (a ResourceSet's
+    selections) are identity hits rather than element-by-element comparisons."""
+    found = _interned.get(names)
+    if found is None:
+        if len(_interned) > 4096:  # bounded: forget, the sets are only a speed-up
+            _interned.clear()
+        found = _interned[names] = names
+    return found
 
 
 def should_respond(watch: Watch | None, type_url: str, names: tuple[str, ...],
