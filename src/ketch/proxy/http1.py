@@ -107,12 +107,8 @@ class RequestDecoder:
                 raise exc.__context__ from None
             raise ProtocolError(400, str(exc) or "malformed request") from None
 
-    # llhttp callbacks
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._hsize = 0
-
+    # llhttp callbacks (no on_message_begin: one C->Python call per message saved; the state
+    # is reset when the head is complete and again at the message's end, dropping trailers)
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._hsize += len(url)
@@ -131,16 +127,23 @@ class RequestDecoder:
         version = p.get_http_version()
         headers = self._headers
         chunked, length = _framing(headers)
-        if version == "1.1" and not any(k == "host" for k, _ in headers):
-            raise ProtocolError(400, "missing host header")
+        if version == "1.1":
+            for k, _ in headers:
+                if k == "host":
+                    break
+            else:
+                raise ProtocolError(400, "missing host header")
+        url, self._url, self._headers, self._hsize = self._url, b"", [], 0
         self._handler.on_head(RequestHead(
-            p.get_method().decode("ascii"), self._url.decode("latin-1"), version, headers,
+            p.get_method().decode("ascii"), url.decode("latin-1"), version, headers,
             p.should_keep_alive(), chunked, length, p.should_upgrade()))
 
     def on_body(self, body: bytes) -> None:
         self._handler.on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._headers:
+            self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
         self._handler.on_end()
 
 
@@ -173,10 +176,6 @@ class ResponseDecoder:
                 raise exc.__context__ from None
             raise ProtocolError(502, str(exc) or "malformed response") from None
 
-    def on_message_begin(self) -> None:
-        self._headers = []
-        self._hsize = 0
-
     def on_header(self, name: bytes, value: bytes) -> None:
         size = self._hsize = self._hsize + len(name) + len(value)
         headers = self._headers
@@ -187,10 +186,11 @@ class ResponseDecoder:
     def on_headers_complete(self) -> None:
         p = self._parser
         status = p.get_status_code()
+        headers, self._headers, self._hsize = self._headers, [], 0
         if 100 <= status < 200 and status != 101:
             return  # informational: the final response follows
-        chunked, length = _framing(self._headers)
-        self._handler.on_head(ResponseHead(status, self._headers, p.should_keep_alive(), chunked, length,
+        chunked, length = _framing(headers)
+        self._handler.on_head(ResponseHead(status, headers, p.should_keep_alive(), chunked, length,
                                            p.get_http_version()))
         if self.head_request and status != 101:
             self._done_early = True
@@ -200,6 +200,8 @@ class ResponseDecoder:
         self._handler.on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._headers:
+            self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
         if self._done_early:
             return
         if 100 <= self._parser.get_status_code() < 200:
@@ -210,9 +212,15 @@ class ResponseDecoder:
 # ---------------------------------------------------------------- serializers
 
 
+def _header_lines(headers: list[tuple[str, str]]) -> str:
+    """`k: v\r\n` for each header, joined in C (no Python frame per header)."""
+    if not headers:
+        return ""
+    return "\r\n".join(map(": ".join, headers)) + "\r\n"
+
+
 def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
-    return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
+    return f"{method} {target} HTTP/1.1\r\n{_header_lines(headers)}\r\n".encode("latin-1")
 
 
 _STATUS_LINES: dict[int, str] = {}
@@ -224,8 +232,7 @@ def encode_response_head(status: int, headers: list[tuple[str, str]], reason: st
         line = f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Unknown')}\r\n"
         if reason is None and 100 <= status < 600:
             _STATUS_LINES[status] = line
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
-    return f"{line}{lines}\r\n".encode("latin-1")
+    return f"{line}{_header_lines(headers)}\r\n".encode("latin-1")
 
 
 def encode_chunk(data: bytes) -> bytes:
@@ -235,15 +242,27 @@ def encode_chunk(data: bytes) -> bytes:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
+_STRIP = HOP_BY_HOP | {"content-length"}
+
+
 def strip_hop_by_hop(headers: list[tuple[str, str]], keep_upgrade: bool = False) -> list[tuple[str, str]]:
-    """Drop hop-by-hop headers and those the Connection header names."""
+    """Drop hop-by-hop headers (and content-length) and those the Connection header names."""
+    out = [kv for kv in headers if kv[0] not in _STRIP]
+    if len(out) == len(headers) and not keep_upgrade:
+        return out  # nothing hop-by-hop at all: one pass, the tuples shared
+    if not keep_upgrade:
+        for k, v in headers:
+            if k == "connection":
+                if v != "keep-alive" and v.lower() != "keep-alive":
+                    break  # names more than itself: the general case below
+            elif k == "te":
+                break
+        else:
+            return out  # the common case: `connection: keep-alive` names nothing more to drop
     named: set[str] = set()
     for k, v in headers:
         if k == "connection":
             named.update(t.strip().lower() for t in v.split(","))
-    if not named and not keep_upgrade:  # the common case: one pass, no set building
-        return [(k, v) for k, v in headers
-                if (k not in HOP_BY_HOP or (k == "te" and v.strip().lower() == "trailers")) and k != "content-length"]
     drop = HOP_BY_HOP | named
     if keep_upgrade:
         drop = drop - {"upgrade", "connection"}

@@ -1,0 +1,88 @@
+"""The hot path's cheaper pieces keep their semantics: x-request-id format, the FIFO route
+timeouts (order, cancel, bounded queue), hop-by-hop stripping, trailers not leaking into the
+next message's head."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from ketch.proxy.http1 import RequestDecoder, ResponseDecoder, strip_hop_by_hop
+from ketch.proxy.stream import _TIMEOUT_QUEUES, _request_id, call_later_fifo
+
+
+def test_request_ids_are_unique_version_4_uuids() -> None:
+    ids = [_request_id() for _ in range(1000)]  # crosses several random batches
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        u = uuid.UUID(rid)
+        assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def test_fifo_timeouts_fire_in_order_and_honour_cancel() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired: list[tuple[str, float]] = []
+        t0 = loop.time()
+        call_later_fifo(loop, 0.05, lambda: fired.append(("a", loop.time() - t0)))
+        await asyncio.sleep(0.01)
+        b = call_later_fifo(loop, 0.05, lambda: fired.append(("b", loop.time() - t0)))
+        call_later_fifo(loop, 0.05, lambda: fired.append(("c", loop.time() - t0)))
+        call_later_fifo(loop, 0.15, lambda: fired.append(("d", loop.time() - t0)))
+        b.cancel()
+        b.cancel()  # idempotent, like a TimerHandle
+        await asyncio.sleep(0.3)
+        assert [n for n, _ in fired] == ["a", "c", "d"]
+        assert fired[0][1] >= 0.045 and fired[1][1] >= 0.055 and fired[2][1] >= 0.145
+        # a long-lived request at the head does not let cancelled entries pile up
+        head = call_later_fifo(loop, 30.0, lambda: None)
+        for _ in range(10000):
+            call_later_fifo(loop, 30.0, lambda: None).cancel()
+        q = _TIMEOUT_QUEUES[loop][30.0]
+        assert q.live == 1 and len(q.entries) <= 2 * q.live + 65
+        head.cancel()
+
+    asyncio.run(main())
+
+
+def test_strip_hop_by_hop_fast_and_general_paths() -> None:
+    nginx = [("server", "nginx"), ("content-type", "text/plain"), ("content-length", "12"),
+             ("connection", "keep-alive")]
+    assert strip_hop_by_hop(nginx) == [("server", "nginx"), ("content-type", "text/plain")]
+    assert strip_hop_by_hop([("a", "1"), ("connection", "Keep-Alive"), ("keep-alive", "timeout=5")]) == [("a", "1")]
+    assert strip_hop_by_hop([("a", "1"), ("connection", "keep-alive, x-foo"), ("x-foo", "2"),
+                             ("te", "trailers")]) == [("a", "1"), ("te", "trailers")]
+    assert strip_hop_by_hop([("a", "1"), ("connection", "close"), ("close", "x")]) == [("a", "1")]
+    assert strip_hop_by_hop([("a", "1"), ("te", "gzip")]) == [("a", "1")]
+    assert strip_hop_by_hop([("upgrade", "websocket"), ("connection", "upgrade")], keep_upgrade=True) == [
+        ("upgrade", "websocket"), ("connection", "upgrade")]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.heads: list = []
+        self.ends = 0
+
+    def on_head(self, head) -> None:
+        self.heads.append(head)
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_end(self) -> None:
+        self.ends += 1
+
+
+def test_trailers_do_not_leak_into_the_next_head() -> None:
+    sink = _Sink()
+    d = ResponseDecoder(sink)
+    d.feed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n"
+           b"HTTP/1.1 100 Continue\r\nx-info: 1\r\n\r\nHTTP/1.1 204 No Content\r\nx-b: 2\r\n\r\n")
+    assert [h.status for h in sink.heads] == [200, 204]
+    assert sink.heads[1].headers == [("x-b", "2")] and sink.ends == 2
+    req = _Sink()
+    r = RequestDecoder(req)
+    r.feed(b"POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx-t: 1\r\n\r\n"
+           b"GET /b HTTP/1.1\r\nhost: y\r\n\r\n")
+    assert [(h.target, h.headers) for h in req.heads] == [
+        ("/a", [("host", "x"), ("transfer-encoding", "chunked")]), ("/b", [("host", "y")])]
