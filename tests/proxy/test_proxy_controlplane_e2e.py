@@ -18,49 +18,9 @@ import httpx
 import pytest
 
 from conftest import free_port
+from control_plane_process import ControlPlaneProcess
 
 pytestmark = pytest.mark.e2e
-
-
-
-class ControlPlaneProcess:
-    """`ketch control-plane` on free ports with a private state directory."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.xds_port, self.http_port = free_port(), free_port()
-        self.log = open(tmp / "control-plane.log", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ketch", "control-plane", "--host", "127.0.0.1",
-             "--xds-port", str(self.xds_port), "--http-port", str(self.http_port),
-             "--state-dir", str(tmp / "state")], stdout=self.log, stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, f"control plane exited:\n{self.output()}"
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"control plane not ready:\n{self.output()}"
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def apply(self, text: str) -> httpx.Response:
-        return self.http.post("/api/v1/config", content=text, headers={"Content-Type": "application/yaml"})
-
-    def stop(self) -> None:
-        self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def http_server(name: str) -> tuple[ThreadingHTTPServer, int]:
