@@ -6,6 +6,7 @@ Shapes, all on loopback with free ports (never the system nginx):
 - upstream: an nginx (1 worker) answering ``200 hello`` — the fast local upstream;
 - one hop: client → proxy → upstream, for nginx (1 worker, keep-alive upstream pool) and
   Ketch (``ketch proxy --bootstrap``, one process, static bootstrap, router + stats on);
+- bare: `bare.py`, a uvloop + httptools forwarder with no features — the floor for Python;
 - two hops: client → proxy A ("client sidecar") → proxy B ("server sidecar") → upstream.
 Measures: wrk at saturation (1 thread, 32 connections) through one hop; the open-loop
 generator (`loadgen.py`, its own process) at a fixed rate for p50/p99 in every shape; CPU
@@ -218,7 +219,7 @@ def main() -> None:
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="ketch-bench-"))
     ports = {k: free_port() for k in ("up", "n1", "n2a", "k1", "k2a", "k2b",
-                                      "ad1", "ad2a", "ad2b")}
+                                      "ad1", "ad2a", "ad2b", "b1", "b2a", "b2b")}
     ketch = [str(ROOT / ".venv/bin/ketch")] if (ROOT / ".venv/bin/ketch").exists() else \
         [PY, "-m", "ketch"]
     try:
@@ -235,16 +236,21 @@ def main() -> None:
             k[name] = procs.start([*ketch, "proxy", "--bootstrap", str(boot),
                                    "--health-port", "0"],
                                   stderr=open(tmp / f"{name}.log", "w"))
-        for port in (ports["up"], ports["n1"], ports["n2a"], ports["k1"], ports["k2a"]):
+        bare = {}
+        for name, listen, up in (("b1", ports["b1"], ports["up"]), ("b2b", ports["b2b"], ports["up"]),
+                                 ("b2a", ports["b2a"], ports["b2b"])):
+            bare[name] = procs.start([PY, str(Path(__file__).with_name("bare.py")), str(listen), str(up)])
+        for port in (ports["up"], ports["n1"], ports["n2a"], ports["k1"], ports["k2a"], ports["b1"],
+                     ports["b2a"]):
             wait_http(port)
         time.sleep(1.0)
-        pid = {n: pids_of(p) for n, p in {**nginx, **k}.items()}
+        pid = {n: pids_of(p) for n, p in {**nginx, **k, **bare}.items()}
         pid["n1w"] = [p for p in pid["n1"] if p != nginx["n1"].pid]  # the worker does the work
         pid["n2aw"] = [p for p in pid["n2a"] if p != nginx["n2a"].pid]
 
         print(f"saturation: wrk -t1 -c32 -d{int(a.duration)}s", file=sys.stderr)
         sat = {"direct": wrk(ports["up"], a.duration), "nginx": wrk(ports["n1"], a.duration),
-               "ketch": wrk(ports["k1"], a.duration)}
+               "ketch": wrk(ports["k1"], a.duration), "bare": wrk(ports["b1"], a.duration)}
         print(f"fixed rate: {a.rate:g} req/s for {a.duration:g}s", file=sys.stderr)
         fixed = {
             "direct": loadgen(ports["up"], a.rate, a.duration, []),
@@ -252,6 +258,8 @@ def main() -> None:
             "ketch_1hop": loadgen(ports["k1"], a.rate, a.duration, [pid["k1"]]),
             "nginx_2hop": loadgen(ports["n2a"], a.rate, a.duration, [pid["n2aw"], pid["n1w"]]),
             "ketch_2hop": loadgen(ports["k2a"], a.rate, a.duration, [pid["k2a"], pid["k2b"]]),
+            "bare_1hop": loadgen(ports["b1"], a.rate, a.duration, [pid["b1"]]),
+            "bare_2hop": loadgen(ports["b2a"], a.rate, a.duration, [pid["b2a"], pid["b2b"]]),
         }
     finally:
         procs.stop_all()
@@ -269,24 +277,31 @@ def main() -> None:
         "saturated_rps": sat,
         "ketch_vs_nginx_throughput": round(sat["ketch"] / sat["nginx"], 3),
         "fixed_rate": fixed,
+        "bare_vs_nginx_throughput": round(sat["bare"] / sat["nginx"], 3),
         "added_ms": {s: {"p50": added(s, "p50_ms"), "p99": added(s, "p99_ms")}
-                     for s in ("nginx_1hop", "ketch_1hop", "nginx_2hop", "ketch_2hop")},
+                     for s in ("nginx_1hop", "ketch_1hop", "nginx_2hop", "ketch_2hop", "bare_1hop",
+                               "bare_2hop")},
     }
     n2, k2 = summary["added_ms"]["nginx_2hop"], summary["added_ms"]["ketch_2hop"]
     summary["two_hop_added_vs_nginx"] = {
         q: round(k2[q] / n2[q], 2) if n2[q] > 0 else None for q in ("p50", "p99")}
+    b2 = summary["added_ms"]["bare_2hop"]
+    summary["bare_two_hop_added_vs_nginx"] = {
+        q: round(b2[q] / n2[q], 2) if n2[q] > 0 else None for q in ("p50", "p99")}
     print(json.dumps(summary, indent=2))
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2))
     print(f"\nsaturated: direct {sat['direct']:.0f}  nginx {sat['nginx']:.0f}  "
-          f"ketch {sat['ketch']:.0f} req/s  (ketch/nginx {summary['ketch_vs_nginx_throughput']})")
-    for s in ("direct", "nginx_1hop", "ketch_1hop", "nginx_2hop", "ketch_2hop"):
+          f"ketch {sat['ketch']:.0f} bare {sat['bare']:.0f} req/s  "
+          f"(ketch/nginx {summary['ketch_vs_nginx_throughput']}, bare/nginx {summary['bare_vs_nginx_throughput']})")
+    for s in ("direct", "nginx_1hop", "ketch_1hop", "bare_1hop", "nginx_2hop", "ketch_2hop", "bare_2hop"):
         f = fixed[s]
         print(f"{s:11s} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
               f"(from schedule p50 {f['sched_p50_ms']:.3f} p99 {f['sched_p99_ms']:.3f})  "
               f"ok {f['ok']} err {f['errors']}  vCPU/krps {f['vcpu_per_krps']}  "
               f"RSS MB {f['rss_mb']}")
-    print(f"two-hop added latency, ketch/nginx: {summary['two_hop_added_vs_nginx']}")
+    print(f"two-hop added latency, ketch/nginx: {summary['two_hop_added_vs_nginx']}  "
+          f"bare/nginx: {summary['bare_two_hop_added_vs_nginx']}")
 
 
 if __name__ == "__main__":

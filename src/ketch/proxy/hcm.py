@@ -13,8 +13,12 @@ import asyncio
 import ipaddress
 import time
 
-from ketch.proxy.http1 import ProtocolError, RequestDecoder, encode_response_head
+import httptools
+
+from ketch.proxy.http1 import MAX_HEADERS, ProtocolError, RequestHead, _framing, encode_response_head
 from ketch.proxy.stream import Stream
+
+_monotonic = time.monotonic
 
 
 class Http1Downstream:
@@ -31,7 +35,12 @@ class Http1Downstream:
         self.explicit_proxy = explicit_proxy
         self.listener_stats = listener_stats
         self.stats = state.http_stats(hcm.stat_prefix)
-        self.decoder = RequestDecoder(self, hcm.max_request_headers_kb * 1024)
+        # llhttp calls this object back directly (on_url/on_header/on_headers_complete/...)
+        self.parser = httptools.HttpRequestParser(self)
+        self.header_limit = hcm.max_request_headers_kb * 1024
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._hsize = 0
         self.transport: asyncio.Transport | None = None
         self.streams: list[Stream] = []
         self.parsing: Stream | None = None
@@ -55,7 +64,7 @@ class Http1Downstream:
         self.state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        self.last_active = _monotonic()
         if self.tunnel is not None:
             self.tunnel.tunnel_from_downstream(data)
             return
@@ -71,9 +80,14 @@ class Http1Downstream:
                 H2Downstream(self).takeover(self.transport, data)
                 return
         try:
-            self.decoder.feed(data)
-        except ProtocolError as exc:
-            self.protocol_error(exc)
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self.on_upgrade(data[offset:])
+        except httptools.HttpParserError as exc:
+            ctx = exc.__context__
+            self.protocol_error(ctx if isinstance(ctx, ProtocolError)
+                                else ProtocolError(400, str(exc) or "malformed request"))
 
     def eof_received(self) -> bool:
         if self.tunnel is not None:
@@ -103,15 +117,51 @@ class Http1Downstream:
         if self.streams:
             self.streams[0].resume_response()
 
-    # -- codec events
-    def on_head(self, head) -> None:
-        self.stats.downstream_rq_total.value += 1
-        self.stats.downstream_rq_http1_total.value += 1
-        self.stats.downstream_rq_active.value += 1
-        stream = Stream(self, head)
+    # -- llhttp callbacks (strictness: see http1.py; no on_message_begin: one call fewer)
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._hsize += len(url)
+        if self._hsize > self.header_limit:
+            raise ProtocolError(431, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = self._hsize = self._hsize + len(name) + len(value) + 4
+        headers = self._headers
+        if size > self.header_limit or len(headers) >= MAX_HEADERS:
+            raise ProtocolError(431, "headers too large" if size > self.header_limit else "too many headers")
+        headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        headers = self._headers
+        url, self._url, self._headers, self._hsize = self._url, b"", [], 0
+        hdrs = dict(headers)
+        if len(hdrs) == len(headers):
+            te = hdrs.get("transfer-encoding")
+            chunked = te is not None
+            if chunked and te.strip().lower() != "chunked":
+                raise ProtocolError(501, f"unsupported transfer encoding {te!r}")
+            cl = hdrs.get("content-length")
+            length = int(cl) if cl is not None else None
+        else:  # repeated names: framing from every line; the rest joined with "," (Host: the first)
+            chunked, length = _framing(headers)
+            hdrs = {}
+            for k, v in headers:
+                hdrs[k] = hdrs[k] + "," + v if k in hdrs else v
+        version = p.get_http_version()
+        if version == "1.1" and "host" not in hdrs:
+            raise ProtocolError(400, "missing host header")
+        head = RequestHead(p.get_method().decode("ascii"), url.decode("latin-1"), version, headers,
+                           p.should_keep_alive(), chunked, length, p.should_upgrade())
+        stats = self.stats
+        stats.downstream_rq_total.value += 1
+        stats.downstream_rq_http1_total.value += 1
+        stats.downstream_rq_active.value += 1
+        stream = Stream(self, head, None, hdrs)
         self.parsing = stream
-        self.streams.append(stream)
-        if len(self.streams) == 1:
+        streams = self.streams
+        streams.append(stream)
+        if len(streams) == 1:
             stream.start()
         elif not self.paused and self.transport is not None:
             self.paused = True
@@ -121,7 +171,9 @@ class Http1Downstream:
         if self.parsing is not None:
             self.parsing.on_request_body(data)
 
-    def on_end(self) -> None:
+    def on_message_complete(self) -> None:
+        if self._headers:
+            self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
         s, self.parsing = self.parsing, None
         if s is not None:
             s.on_request_end()

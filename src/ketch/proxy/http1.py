@@ -12,7 +12,8 @@ other than `chunked` (501, as Envoy), and HTTP/1.1 requests without Host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 import httptools
 
@@ -37,8 +38,9 @@ class ProtocolError(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
-class RequestHead:
+class RequestHead(NamedTuple):
+    """A request head (a tuple: built in one C call per request)."""
+
     method: str
     target: str
     version: str
@@ -59,14 +61,97 @@ class RequestHead:
         return self.chunked or bool(self.content_length)
 
 
-@dataclass(slots=True)
 class ResponseHead:
-    status: int
-    headers: list[tuple[str, str]]
-    keep_alive: bool
-    chunked: bool
-    content_length: int | None
-    version: str = "1.1"
+    """A response head: parsed header tuples, or the raw block they are parsed from on demand.
+
+    The upstream HTTP/1.1 path keeps `raw` (status line and header lines, without the final
+    blank line) and forwards it nearly verbatim (`forward_block`): most responses never have
+    their headers split into Python strings. `simple` is False when the block needs the
+    general path (a Connection header naming other headers, repeated framing headers)."""
+
+    __slots__ = ("status", "_headers", "keep_alive", "chunked", "content_length", "version", "raw", "simple")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None, keep_alive: bool, chunked: bool,
+                 content_length: int | None, version: str = "1.1", raw: bytes | None = None,
+                 simple: bool = False) -> None:
+        self.status = status
+        self._headers = headers
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.content_length = content_length
+        self.version = version
+        self.raw = raw
+        self.simple = simple
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        h = self._headers
+        if h is None:
+            h = self._headers = parse_header_block(self.raw or b"")
+        return h
+
+    @headers.setter
+    def headers(self, value: list[tuple[str, str]]) -> None:
+        self._headers = value
+
+    def __repr__(self) -> str:
+        return f"ResponseHead({self.status}, {self.headers!r}, keep_alive={self.keep_alive})"
+
+
+def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
+    """`Name: value` lines after the start line, as (lower-case name, value) tuples (llhttp
+    has already validated the block; an obs-fold continuation joins the previous value)."""
+    out: list[tuple[str, str]] = []
+    for line in raw.decode("latin-1").split("\r\n")[1:]:
+        if line[:1] in (" ", "\t") and out:
+            k, v = out[-1]
+            out[-1] = (k, f"{v} {line.strip()}")
+            continue
+        name, _, value = line.partition(":")
+        out.append((name.lower(), value.strip(" \t")))
+    return out
+
+
+def response_head_from_block(raw: bytes, status: int, keep_alive: bool, version: str) -> ResponseHead:
+    """Framing from a raw response block; repeated or unusual framing goes the tuple way."""
+    low = raw.lower()
+    if low.count(b"\ntransfer-encoding:") + low.count(b"\ncontent-length:") > 1:
+        headers = parse_header_block(raw)
+        chunked, length = _framing(headers)
+        return ResponseHead(status, headers, keep_alive, chunked, length, version, raw, False)
+    chunked, length = False, None
+    i = low.find(b"\ntransfer-encoding:")
+    if i >= 0:
+        j = low.find(b"\r", i)
+        value = low[i + 19:j if j >= 0 else None].strip()
+        if value != b"chunked":
+            raise ProtocolError(501, f"unsupported transfer encoding {value.decode('latin-1')!r}")
+        chunked = True
+    i = low.find(b"\ncontent-length:")
+    if i >= 0:
+        j = low.find(b"\r", i)
+        length = int(low[i + 16:j if j >= 0 else None])
+    simple = True
+    i = low.find(b"\nconnection:")
+    if i >= 0:
+        j = low.find(b"\r", i)
+        simple = low[i + 12:j if j >= 0 else None].strip() in (b"keep-alive", b"close")
+    return ResponseHead(status, None, keep_alive, chunked, length, version, raw, simple)
+
+
+# Hop-by-hop header lines of a raw response block (and `server`, for OVERWRITE), in one pass.
+_HOP_NAMES = rb"connection|keep-alive|proxy-connection|transfer-encoding|te|upgrade|trailer|proxy-authenticate|proxy-authorization"
+_HOP_LINES = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
+_HOP_LINES_SERVER = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb"|server)[ \t]*:[^\r]*", re.I)
+
+
+def forward_block(raw: bytes, drop_server: bool) -> bytes:
+    """The header lines of a simple raw response block minus hop-by-hop ones, each led by
+    CRLF (the status line is dropped: the proxy writes its own)."""
+    i = raw.find(b"\r\n")
+    if i < 0:
+        return b""
+    return (_HOP_LINES_SERVER if drop_server else _HOP_LINES).sub(b"", raw[i:])
 
 
 def _framing(headers: list[tuple[str, str]]) -> tuple[bool, int | None]:
@@ -224,6 +309,17 @@ def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]
 
 
 _STATUS_LINES: dict[int, str] = {}
+_STATUS_LINES_B: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """`HTTP/1.1 <status> <reason>` (no CRLF), as bytes, cached."""
+    line = _STATUS_LINES_B.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}".encode("latin-1")
+        if 100 <= status < 600:
+            _STATUS_LINES_B[status] = line
+    return line
 
 
 def encode_response_head(status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:

@@ -113,6 +113,14 @@ class Route:
     response_ops: tuple[HeaderOps, ...] = ()
     per_filter: Mapping[str, object] = field(default_factory=dict)
     include_attempt_count: bool = False
+    plain: bool = field(init=False, default=False)  # forwards with no rewrite or header operation
+
+    def __post_init__(self) -> None:
+        a = self.action
+        plain = (isinstance(a, RouteAction) and a.prefix_rewrite is None and a.regex_rewrite is None
+                 and not a.host_rewrite and not a.auto_host_rewrite and not self.request_ops
+                 and all(not wc.request_ops and not wc.host_rewrite for wc in a.weighted_clusters))
+        object.__setattr__(self, "plain", plain)
 
     @property
     def cluster(self) -> str | None:

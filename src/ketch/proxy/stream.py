@@ -20,15 +20,18 @@ from ketch.proxy import retry as retry_mod
 from ketch.proxy.attempt import Attempt, MirrorAttempt
 from ketch.proxy.config import select_chain
 from ketch.proxy.filters import CORS, FAULT
-from ketch.proxy.http1 import (LAST_CHUNK, encode_chunk, encode_request_head, encode_response_head,
-                               strip_hop_by_hop)
+from ketch.proxy.http1 import (HOP_BY_HOP, LAST_CHUNK, encode_chunk, encode_request_head, encode_response_head,
+                               forward_block, status_line, strip_hop_by_hop)
 from ketch.proxy.lb import compute_hash
 from ketch.proxy.routing import DirectResponse, Redirect, RouteAction
 
 if TYPE_CHECKING:
     from ketch.proxy.hcm import Http1Downstream
 
-RETRY_BUFFER_LIMIT = 1024 * 1024  # Envoy's per_connection_buffer_limit_bytes default
+_monotonic = time.monotonic
+RETRY_BUFFER_LIMIT = 1024 * 1024
+_NONE: frozenset = frozenset()
+_STRIP = HOP_BY_HOP | {"content-length"}  # request headers the plain copy must not carry  # Envoy's per_connection_buffer_limit_bytes default
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -188,46 +191,27 @@ class Stream:
                  "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
                  "tunnel_att", "last_active", "original_dst", "hcm")
 
-    def __init__(self, conn: Http1Downstream, head, h2=None) -> None:
+    def __init__(self, conn: Http1Downstream, head, h2=None, hdrs: dict[str, str] | None = None) -> None:
         self.conn = conn
         self.head = head
         self.h2 = h2  # http2_io.DownstreamStream when the downstream speaks HTTP/2
         self.resp_trailers = None
-        self.state = conn.state
-        self.snapshot = conn.state.snapshot  # in-flight requests finish on the config they started with
-        self.t0 = time.monotonic()
+        state = self.state = conn.state
+        self.snapshot = state.snapshot  # in-flight requests finish on the config they started with
+        self.t0 = self.last_active = _monotonic()
         self.flags: list[str] = []
-        self.status = 0
-        self.req_bytes = 0
-        self.resp_bytes = 0
+        self.status = self.req_bytes = self.resp_bytes = self.body_len = 0
         self.body: list[bytes] = []
-        self.body_len = 0
-        self.body_overflow = False
-        self.request_complete = False
-        self.sink: Attempt | None = None
-        self.started = False
-        self.response_started = False
-        self.done = False
-        self.down_chunked = False
+        self.body_overflow = self.request_complete = self.started = self.response_started = self.done = False
+        self.down_chunked = self.upgrade_requested = False
+        self.sink = self.route = self.cluster = self.wc = self.attempt = self.retry = None
+        self.timer = self.backoff_timer = self.cors = self.last_outcome = self.upstream_host = None
+        self.tunnel_att = None
         self.keep_alive = head.keep_alive
-        self.route = None
-        self.cluster = None
-        self.wc = None
-        self.attempt: Attempt | None = None
-        self.retry: retry_mod.RetryState | None = None
-        self.timer = None
-        self.backoff_timer = None
-        self.cors = None
-        self.upgrade_requested = False
         self.upstream_headers: list[tuple[str, str]] = []
         self.upstream_target = head.target
-        self.authority = ""
-        self.last_outcome = None
-        self.upstream_host = None
-        self.request_id = ""
-        self.hdrs: dict[str, str] = {}
-        self.tunnel_att = None
-        self.last_active = self.t0
+        self.authority = self.request_id = ""
+        self.hdrs: dict[str, str] = hdrs if hdrs is not None else {}
         self.original_dst = conn.original_dst  # an absolute-form request names its own
         self.hcm = conn.hcm
 
@@ -268,19 +252,18 @@ class Stream:
         self.started = True
         conn, head, hcm = self.conn, self.head, self.hcm
         target = head.target
-        raw = head.headers
-        hdrs: dict[str, str] = dict(raw)
-        if len(hdrs) == len(raw):  # no repeated name: the dict is the headers
-            authority = hdrs.get("host") or ""
-        else:  # repeated names are joined with "," (Host: the first one)
-            hdrs = {}
-            for k, v in raw:
-                if k in hdrs:
-                    hdrs[k] = hdrs[k] + "," + v
-                else:
-                    hdrs[k] = v
+        hdrs = self.hdrs
+        if not hdrs:  # not built by the codec (HTTP/2): repeated names are joined with ","
+            raw = head.headers
+            hdrs = dict(raw)
+            if len(hdrs) != len(raw):
+                hdrs = {}
+                for k, v in raw:
+                    hdrs[k] = hdrs[k] + "," + v if k in hdrs else v
+        authority = hdrs.get("host") or ""
+        if "," in authority:  # repeated Host: the first one
             authority = head.get("host") or ""
-        if conn.explicit_proxy and target[:7].lower() == "http://":
+        if target[:1] != "/" and conn.explicit_proxy and target[:7].lower() == "http://":
             rest = target[7:]
             slash = rest.find("/")
             authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
@@ -292,12 +275,12 @@ class Stream:
                 chain = select_chain(lc, self.original_dst[0], self.original_dst[1], conn.peer[0]) if lc else None
                 if chain is not None and chain.http is not None:
                     hcm = self.hcm = chain.http
-        if (hcm.normalize_path or hcm.merge_slashes) and target[:1] == "/":
+        if (hcm.normalize_path or hcm.merge_slashes) and ("/." in target or "//" in target) and target[:1] == "/":
             target = normalize_target(target, hcm.normalize_path, hcm.merge_slashes)
         self.authority = authority
         self.upstream_target = target
-        if not self.request_complete and head.version == "1.1" and self.h2 is None:
-            expect = head.get("expect") if "expect" in hdrs else None  # the first one, as before
+        if "expect" in hdrs and not self.request_complete and head.version == "1.1" and self.h2 is None:
+            expect = head.get("expect")  # the first one
             if expect is not None and expect.lower() == "100-continue":
                 conn.write(_CONTINUE)  # like Envoy (proxy_100_continue off): answer it here, strip it upstream
         if head.method == "CONNECT":
@@ -308,10 +291,7 @@ class Stream:
         hdrs[":method"] = head.method
         hdrs[":scheme"] = "http"
         self.hdrs = hdrs
-        if hcm.route_table is not None:
-            table = hcm.route_table
-        else:
-            table = self.snapshot.routes.get(hcm.rds_name)
+        table = hcm.route_table or self.snapshot.routes.get(hcm.rds_name)
         route = None
         match_authority = authority
         if hcm.strip_host_port and ":" in authority and not authority.endswith("]"):
@@ -411,68 +391,54 @@ class Stream:
     # -- router
     def _forward(self, action: RouteAction) -> None:
         state = self.state
-        wc = action.pick(state.rng.random)
-        self.wc = wc
-        name = wc.name if wc is not None else action.cluster
+        if action.weighted_clusters:
+            wc = self.wc = action.pick(state.rng.random)
+            name = wc.name
+        else:
+            wc, name = None, action.cluster
         cluster = self.snapshot.clusters.get(name)
         if cluster is None:
             self.flags.append("NC")
             self.local_reply(503, b"")
             return
         self.cluster = cluster
-        conn, head, hcm = self.conn, self.head, self.hcm
-        headers = strip_hop_by_hop(head.headers, keep_upgrade=self.upgrade_requested)
-        if self.upgrade_requested:
-            headers = [(k, v) for k, v in headers if k != "connection"] + [("connection", "upgrade")]
-        hdrs = self.hdrs
+        conn, head, hcm, hdrs, route = self.conn, self.head, self.hcm, self.hdrs, self.route
+        if _STRIP.isdisjoint(hdrs):  # nothing hop-by-hop (the usual request): a plain copy
+            headers = list(head.headers)
+        else:
+            headers = strip_hop_by_hop(head.headers, keep_upgrade=self.upgrade_requested)
+            if self.upgrade_requested:
+                headers = [(k, v) for k, v in headers if k != "connection"] + [("connection", "upgrade")]
         if "expect" in hdrs:
             headers = [(k, v) for k, v in headers if k != "expect"]
         if conn.external:  # Envoy strips x-envoy-* only from external (untrusted) requests
             headers = [(k, v) for k, v in headers if not k.startswith("x-envoy-")]
-        elif self.route.include_attempt_count and "x-envoy-attempt-count" in hdrs:
+        elif route.include_attempt_count and "x-envoy-attempt-count" in hdrs:
             headers = [(k, v) for k, v in headers if k != "x-envoy-attempt-count"]
         if hcm.use_remote_address and not hcm.skip_xff_append:
-            xff = self.hdrs.get("x-forwarded-for")
+            xff = hdrs.get("x-forwarded-for")
             ip = conn.peer[0]
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"] + [
                 ("x-forwarded-for", f"{xff}, {ip}" if xff else ip)]
-        if "host" not in self.hdrs:  # HTTP/1.0 without Host, or absolute-form only
+        if "host" not in hdrs:  # HTTP/1.0 without Host, or absolute-form only
             headers.append(("host", self.authority or cluster.name))
-        if "x-forwarded-proto" not in self.hdrs:
+        if "x-forwarded-proto" not in hdrs:
             headers.append(("x-forwarded-proto", "http"))
-        rid = self.hdrs.get("x-request-id")
+        rid = hdrs.get("x-request-id")
         if rid is None and hcm.generate_request_id:
             rid = _request_id()
             headers.append(("x-request-id", rid))
         self.request_id = rid or ""
-        target = self.upstream_target
-        if action.prefix_rewrite is not None and self.route.path_kind in ("prefix", "separated", "any"):
-            target = action.prefix_rewrite + target[len(self.route.path_value):]
-            if target.startswith("//"):
-                target = target[1:]
-        elif action.regex_rewrite is not None:
-            p, q, query = target.partition("?")
-            target = action.regex_rewrite[0].sub(action.regex_rewrite[1], p) + q + query
-        host_rewrite = (wc.host_rewrite if wc is not None and wc.host_rewrite else None) or action.host_rewrite
-        if host_rewrite:
-            headers = [(k, v) for k, v in headers if k != "host"] + [("host", host_rewrite)]
-            headers.append(("x-forwarded-host", self.authority))
-        if wc is not None and wc.request_ops:
-            headers = wc.request_ops.apply(headers)
-        for ops in self.route.request_ops:
-            headers = ops.apply(headers)
+        if not route.plain:
+            headers = self._rewrite(action, wc, headers)
         if head.chunked:
             headers.append(("transfer-encoding", "chunked"))
         elif head.content_length is not None:
             headers.append(("content-length", str(head.content_length)))
         self.upstream_headers = headers
-        self.upstream_target = target
-        policy = action.retry_policy
-        self.retry = retry_mod.RetryState(policy, cluster.breakers.default.retries, state.rng, cluster.stats) \
-            if policy.enabled else None
         timeout = action.timeout
-        if action.grpc_timeout_header and "grpc-timeout" in self.hdrs:
-            t = grpc_timeout(self.hdrs["grpc-timeout"])
+        if action.grpc_timeout_header and "grpc-timeout" in hdrs:
+            t = grpc_timeout(hdrs["grpc-timeout"])
             if t is not None:
                 timeout = min(t, action.grpc_timeout_max) if action.grpc_timeout_max else t
         if action.max_stream_duration:
@@ -481,29 +447,52 @@ class Stream:
             self.timer = call_later_fifo(state.loop, timeout, self._global_timeout)
         self._attempt()
 
+    def _rewrite(self, action: RouteAction, wc, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Path and host rewrites and header operations (routes that are not `plain`)."""
+        route = self.route
+        target = self.upstream_target
+        if action.prefix_rewrite is not None and route.path_kind in ("prefix", "separated", "any"):
+            target = action.prefix_rewrite + target[len(route.path_value):]
+            if target.startswith("//"):
+                target = target[1:]
+        elif action.regex_rewrite is not None:
+            p, q, query = target.partition("?")
+            target = action.regex_rewrite[0].sub(action.regex_rewrite[1], p) + q + query
+        self.upstream_target = target
+        host_rewrite = (wc.host_rewrite if wc is not None and wc.host_rewrite else None) or action.host_rewrite
+        if host_rewrite:
+            headers = [(k, v) for k, v in headers if k != "host"] + [("host", host_rewrite)]
+            headers.append(("x-forwarded-host", self.authority))
+        if wc is not None and wc.request_ops:
+            headers = wc.request_ops.apply(headers)
+        for ops in route.request_ops:
+            headers = ops.apply(headers)
+        return headers
+
     def _attempt(self) -> None:
         self.backoff_timer = None
         if self.done:
             return
         cluster = self.cluster
         action = self.route.action
-        excluded = self.retry.excluded if self.retry is not None else frozenset()
+        retry = self.retry  # created on the first failed try (most requests never need one)
         hash_key = compute_hash(action.hash_policy, self.hdrs, self.conn.peer[0],
                                 self.upstream_target.partition("?")[2]) if action.hash_policy else None
-        host = cluster.choose(hash_key, excluded, self.original_dst)
+        if cluster.plain_choice and retry is None:
+            host = cluster.lb.choose(hash_key)
+        else:
+            host = cluster.choose(hash_key, retry.excluded if retry is not None else _NONE, self.original_dst)
         if host is None:
             cluster.stats.upstream_cx_none_healthy.value += 1
             self.flags.append("UH")
             self.local_reply(503, b"no healthy upstream")
             return
-        n = self.retry.on_attempt(host) if self.retry is not None else 1
-        att = Attempt(self, cluster, host, n)
-        self.attempt = att
+        att = self.attempt = Attempt(self, cluster, host, retry.on_attempt(host) if retry is not None else 1)
         self.upstream_host = host
         if not cluster.acquire(host, att):
             self.attempt = None
-            if self.retry is not None:
-                self.retry.on_attempt_done()
+            if retry is not None:
+                retry.on_attempt_done()
             self.flags.append("UO")
             self.local_reply(503, b"upstream connect error or disconnect/reset before headers. reset reason: overflow",
                              extra=[("x-envoy-overloaded", "true")])
@@ -511,7 +500,8 @@ class Stream:
     def attempt_headers(self, att: Attempt) -> bytes:
         headers = self.upstream_headers
         if self.route.include_attempt_count:
-            headers = headers + [("x-envoy-attempt-count", str(att.number))]
+            return encode_request_head(self.head.method, self.upstream_target,
+                                       headers + [("x-envoy-attempt-count", str(att.number))])
         return encode_request_head(self.head.method, self.upstream_target, headers)
 
     def _global_timeout(self) -> None:
@@ -546,9 +536,15 @@ class Stream:
                              + outcome.reset_reason.encode())
 
     def _maybe_retry(self, outcome, resp_headers) -> bool:
-        r = self.retry
-        if r is None or self.body_overflow:
+        policy = self.route.action.retry_policy
+        if not policy.enabled or self.body_overflow:
             return False
+        r = self.retry
+        if r is None:  # the first try failed: retry bookkeeping starts now, as if from its start
+            cluster = self.cluster
+            r = self.retry = retry_mod.RetryState(policy, cluster.breakers.default.retries, self.state.rng,
+                                                  cluster.stats)
+            r.on_attempt(self.upstream_host)
         d = r.decide(outcome, time.monotonic(), resp_headers)
         if d.action == "retry":
             self.sink = None
@@ -563,8 +559,8 @@ class Stream:
         if att is not self.attempt or self.done:
             return False
         status = resp.status
-        retry = self.retry
-        if retry is not None and (status >= 400 or retry.policy.grpc_retry_on):
+        policy = self.route.action.retry_policy
+        if policy.enabled and (status >= 400 or policy.grpc_retry_on):
             # gRPC conditions read the grpc-status of a trailers-only response (in the head)
             grpc = None
             for k, v in resp.headers:
@@ -578,6 +574,30 @@ class Stream:
         self.status = status
         self.response_started = True
         head = self.head
+        if (resp.simple and self.h2 is None and status >= 200 and status != 204 and status != 304
+                and head.method != "HEAD" and not self.route.response_ops and not self.cors
+                and (self.wc is None or not self.wc.response_ops)):
+            # the common case: the upstream's header lines go out as they came, minus hop-by-hop
+            hcm = self.hcm
+            sh = hcm.server_header
+            block = forward_block(resp.raw, sh == "OVERWRITE")
+            extra = ""
+            if resp.content_length is None:
+                if head.version == "1.1":
+                    self.down_chunked = True
+                    extra = "\r\ntransfer-encoding: chunked"
+                else:
+                    self.keep_alive = False
+            extra += f"\r\nx-envoy-upstream-service-time: {int((time.monotonic() - att.sent_at) * 1000)}"
+            if sh == "OVERWRITE" or (sh == "APPEND_IF_ABSENT" and b"\nserver:" not in block.lower()):
+                extra += f"\r\nserver: {hcm.server_name}"
+            if hcm.request_id_in_response and self.request_id:
+                extra += f"\r\nx-request-id: {self.request_id}"
+            if not self.keep_alive or not self.request_complete or self.state.draining or self.conn.drain_after:
+                self.keep_alive = False
+                extra += "\r\nconnection: close"
+            self.conn.write(b"%b%b%b\r\n\r\n" % (status_line(status), block, extra.encode("latin-1")))
+            return True
         headers = strip_hop_by_hop(resp.headers, keep_upgrade=status == 101)
         no_body = head.method == "HEAD" or status in (204, 304) or status < 200
         if self.h2 is not None:

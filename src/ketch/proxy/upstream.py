@@ -17,25 +17,35 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import httptools
+
 from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
-from ketch.proxy.http1 import ProtocolError, ResponseDecoder
+from ketch.proxy.http1 import ProtocolError, response_head_from_block
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
 from ketch.proxy.stats import ClusterStats, Store
 
 
-class UpstreamConnection(asyncio.Protocol):
-    """One HTTP/1.1 connection to one host; serves one exchange at a time."""
+MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
 
-    __slots__ = ("pool", "transport", "decoder", "exchange", "served", "idle_timer", "closed", "idle_since",
-                 "tunnel", "born", "keep_alive", "until_close")
+
+class UpstreamConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection to one host; serves one exchange at a time.
+
+    It is llhttp's callback object itself (no decoder in between) and keeps the raw bytes
+    of the response head: the exchange gets a `ResponseHead` whose header lines are parsed
+    only if somebody asks (see http1.ResponseHead)."""
+
+    __slots__ = ("pool", "transport", "parser", "exchange", "served", "idle_timer", "closed", "idle_since",
+                 "tunnel", "born", "keep_alive", "until_close", "head_buf", "head_len", "head_request",
+                 "done_early")
 
     def __init__(self, pool: HostPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.decoder = ResponseDecoder(self)
+        self.parser = httptools.HttpResponseParser(self)
         self.exchange = None
         self.served = 0
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -45,6 +55,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = True
         self.until_close = False
         self.born = time.monotonic()
+        self.head_buf: list[bytes] | None = None  # the response head's bytes until it is complete
+        self.head_len = 0
+        self.head_request = False
+        self.done_early = False
 
     # -- asyncio
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -55,14 +69,33 @@ class UpstreamConnection(asyncio.Protocol):
             if self.exchange is not None:
                 self.exchange.on_tunnel_data(data)
             return
-        if self.exchange is None:
+        ex = self.exchange
+        if ex is None:
             self.close()  # bytes with no request outstanding: the connection is unusable
             return
-        down = self.exchange.downstream
+        buf = self.head_buf
+        if buf is not None:
+            buf.append(data)
+            self.head_len += len(data)
+        down = ex.downstream
         if down is not None:
             down.cork()
         try:
-            self.decoder.feed(data)
+            if self.done_early:
+                # the last message ended at its head (HEAD, 1xx/204/304): llhttp would wait for a body
+                self.parser = httptools.HttpResponseParser(self)
+                self.done_early = False
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                offset = exc.args[0] if exc.args else len(data)
+                self.on_upgrade(data[offset:])
+            except httptools.HttpParserError as exc:
+                if isinstance(exc.__context__, ProtocolError):
+                    raise exc.__context__ from None
+                raise ProtocolError(502, str(exc) or "malformed response") from None
+            if self.head_buf is not None and self.head_len > MAX_RESPONSE_HEAD:
+                raise ProtocolError(502, "upstream headers too large")
         except ProtocolError as exc:
             self.pool.cluster.stats.upstream_cx_protocol_error.value += 1
             self.keep_alive = False
@@ -96,20 +129,49 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.resume_request()
 
-    # -- decoder handler
-    def on_head(self, head) -> None:
+    # -- llhttp callbacks
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        raw = b"".join(self.head_buf) if self.head_buf else b""
+        end, skip = raw.find(b"\r\n\r\n"), 4
+        if end < 0:  # bare-LF line ends (llhttp tolerates them in responses): normalise
+            end, skip = raw.find(b"\n\n"), 2
+            rest = raw[end + skip:]
+            raw = raw[:end].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n\r\n"
+            end, skip = len(raw) - 4, 4
+            raw += rest
+        status = p.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.head_buf = [raw[end + skip:]]  # informational: the final response follows
+            self.head_len = len(self.head_buf[0])
+            return
+        self.head_buf = None
+        if end > MAX_RESPONSE_HEAD or raw.count(b"\r\n", 0, end) > 200:
+            raise ProtocolError(502, "upstream headers too large")
+        head = response_head_from_block(raw[:end], status, p.should_keep_alive(), p.get_http_version())
         self.keep_alive = head.keep_alive
         # A body delimited by the connection's close: EOF is its end, not a reset.
-        self.until_close = (head.content_length is None and not head.chunked and head.status >= 200
-                            and head.status not in (204, 304) and not self.decoder.head_request)
-        if self.exchange is not None:
-            self.exchange.on_response_head(head)
+        self.until_close = (head.content_length is None and not head.chunked and status >= 200
+                            and status not in (204, 304) and not self.head_request)
+        ex = self.exchange
+        if ex is not None:
+            ex.on_response_head(head)
+        if self.head_request and status != 101:
+            self.done_early = True
+            self.on_message_end()
 
     def on_body(self, data: bytes) -> None:
         if self.exchange is not None:
             self.exchange.on_response_body(data)
 
-    def on_end(self) -> None:
+    def on_message_complete(self) -> None:
+        if self.done_early or self.head_buf is not None:
+            return  # ended at its head already, or informational (1xx)
+        if 100 <= self.parser.get_status_code() < 200:
+            return  # 101: its upgrade (tunnel) follows
+        self.on_message_end()
+
+    def on_message_end(self) -> None:
         ex, self.exchange = self.exchange, None
         self.served += 1
         if ex is not None:
@@ -126,7 +188,9 @@ class UpstreamConnection(asyncio.Protocol):
     def start(self, exchange, head_request: bool) -> None:
         self.exchange = exchange
         self.until_close = False
-        self.decoder.head_request = head_request
+        self.head_request = head_request
+        self.head_buf = []
+        self.head_len = 0
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -314,6 +378,7 @@ class ClusterRuntime:
                  rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.name = config.name
+        self.plain_choice = config.kind != "ORIGINAL_DST"  # the balancer alone picks the host
         self.loop = loop
         self.clock = clock
         self.rng = rng or random.Random()
