@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from ketch.proxy import retry as retry_mod
 from ketch.proxy.http1 import LAST_CHUNK, encode_chunk
 
+_monotonic = time.monotonic
+
 if TYPE_CHECKING:
     from ketch.proxy.stream import Stream
 
@@ -21,23 +23,18 @@ if TYPE_CHECKING:
 class Attempt:
     """One upstream try: the pool waiter and the connection's exchange."""
 
-    __slots__ = ("stream", "cluster", "host", "number", "conn", "pool", "sent_at", "per_try", "released",
-                 "discard", "req_paused", "downstream", "h2s")
+    # class defaults: an attempt sets only what it uses
+    conn = pool = per_try = h2s = None  # h2s: http2_io.UpstreamStream when the cluster speaks HTTP/2
+    released = discard = req_paused = False
+    sent_at = 0.0
 
     def __init__(self, stream: Stream, cluster, host, number: int) -> None:
         self.stream = stream
         self.cluster = cluster
         self.host = host
         self.number = number
-        self.conn = None
-        self.pool = None
-        self.sent_at = time.monotonic()
-        self.per_try = None
-        self.released = False
-        self.discard = False
-        self.req_paused = False
         self.downstream = stream.conn
-        self.h2s = None  # http2_io.UpstreamStream when the cluster speaks HTTP/2
+        self.sent_at = stream.t0  # until it is sent
 
     def _release(self) -> None:
         if not self.released:
@@ -55,10 +52,11 @@ class Attempt:
             conn.pool.release(conn, True)
             return
         self.conn = conn
-        conn.start(self, s.head.method == "HEAD")
-        self.sent_at = time.monotonic()
+        head = s.head
+        conn.start(self, head.method == "HEAD")
+        self.sent_at = _monotonic()
         data = s.attempt_headers(self)
-        chunked = s.head.chunked
+        chunked = head.chunked
         if s.body:
             payload = b"".join(s.body)
             data += encode_chunk(payload) if chunked else payload
@@ -214,6 +212,7 @@ class MirrorAttempt:
     """Fire-and-forget shadow request: its response is read and dropped."""
 
     __slots__ = ("cluster", "host", "data", "head_request", "pool", "conn", "released", "downstream")
+    stream = None  # no downstream stream to answer
 
     def __init__(self, cluster, host, data: bytes, head_request: bool) -> None:
         self.cluster, self.host, self.data, self.head_request = cluster, host, data, head_request

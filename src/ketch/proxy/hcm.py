@@ -81,6 +81,8 @@ class Http1Downstream:
                 return
         try:
             self.parser.feed_data(data)
+            if self._hsize > self.header_limit or len(self._headers) > MAX_HEADERS:  # a head still arriving
+                self.protocol_error(ProtocolError(431, "headers too large"))
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self.on_upgrade(data[offset:])
@@ -121,20 +123,19 @@ class Http1Downstream:
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._hsize += len(url)
-        if self._hsize > self.header_limit:
-            raise ProtocolError(431, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        size = self._hsize = self._hsize + len(name) + len(value) + 4
-        headers = self._headers
-        if size > self.header_limit or len(headers) >= MAX_HEADERS:
-            raise ProtocolError(431, "headers too large" if size > self.header_limit else "too many headers")
-        headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
+        # bytes as they come (decoded together at the end of the head); limits: data_received
+        self._headers.append((name, value))
+        self._hsize += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        headers = self._headers
-        url, self._url, self._headers, self._hsize = self._url, b"", [], 0
+        url, raw, size = self._url, self._headers, self._hsize
+        self._url, self._headers, self._hsize = b"", [], 0
+        if size > self.header_limit or len(raw) > MAX_HEADERS:
+            raise ProtocolError(431, "headers too large" if size > self.header_limit else "too many headers")
+        headers = [(k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         hdrs = dict(headers)
         if len(hdrs) == len(headers):
             te = hdrs.get("transfer-encoding")
@@ -142,23 +143,22 @@ class Http1Downstream:
             if chunked and te.strip().lower() != "chunked":
                 raise ProtocolError(501, f"unsupported transfer encoding {te!r}")
             cl = hdrs.get("content-length")
-            length = int(cl) if cl is not None else None
+            length = None if cl is None else int(cl)
         else:  # repeated names: framing from every line; the rest joined with "," (Host: the first)
             chunked, length = _framing(headers)
             hdrs = {}
             for k, v in headers:
                 hdrs[k] = hdrs[k] + "," + v if k in hdrs else v
         version = p.get_http_version()
-        if version == "1.1" and "host" not in hdrs:
+        if "host" not in hdrs and version == "1.1":
             raise ProtocolError(400, "missing host header")
-        head = RequestHead(p.get_method().decode("ascii"), url.decode("latin-1"), version, headers,
-                           p.should_keep_alive(), chunked, length, p.should_upgrade())
         stats = self.stats
         stats.downstream_rq_total.value += 1
         stats.downstream_rq_http1_total.value += 1
         stats.downstream_rq_active.value += 1
-        stream = Stream(self, head, None, hdrs)
-        self.parsing = stream
+        stream = self.parsing = Stream(self, RequestHead(
+            p.get_method().decode("ascii"), url.decode("latin-1"), version, headers, p.should_keep_alive(),
+            chunked, length, p.should_upgrade()), None, hdrs)
         streams = self.streams
         streams.append(stream)
         if len(streams) == 1:

@@ -115,6 +115,13 @@ def parse_header_block(raw: bytes) -> list[tuple[str, str]]:
 def response_head_from_block(raw: bytes, status: int, keep_alive: bool, version: str) -> ResponseHead:
     """Framing from a raw response block; repeated or unusual framing goes the tuple way."""
     low = raw.lower()
+    i = low.find(b"\ncontent-length:")
+    if i >= 0 and b"\ntransfer-encoding:" not in low and low.find(b"\ncontent-length:", i + 16) < 0:
+        # the usual response: one Content-Length
+        j = low.find(b"\r", i)
+        length = int(low[i + 16:j] if j >= 0 else low[i + 16:])
+        simple = b"\nconnection:" not in low or _connection_simple(low)
+        return ResponseHead(status, None, keep_alive, False, length, version, raw, simple)
     if low.count(b"\ntransfer-encoding:") + low.count(b"\ncontent-length:") > 1:
         headers = parse_header_block(raw)
         chunked, length = _framing(headers)
@@ -131,12 +138,16 @@ def response_head_from_block(raw: bytes, status: int, keep_alive: bool, version:
     if i >= 0:
         j = low.find(b"\r", i)
         length = int(low[i + 16:j if j >= 0 else None])
-    simple = True
-    i = low.find(b"\nconnection:")
-    if i >= 0:
-        j = low.find(b"\r", i)
-        simple = low[i + 12:j if j >= 0 else None].strip() in (b"keep-alive", b"close")
+    simple = b"\nconnection:" not in low or _connection_simple(low)
     return ResponseHead(status, None, keep_alive, chunked, length, version, raw, simple)
+
+
+def _connection_simple(low: bytes) -> bool:
+    """The Connection header names nothing but keep-alive/close (nothing else to strip)."""
+    i = low.find(b"\nconnection:")
+    j = low.find(b"\r", i)
+    return low.find(b"\nconnection:", i + 12) < 0 and \
+        low[i + 12:j if j >= 0 else None].strip() in (b"keep-alive", b"close")
 
 
 # Hop-by-hop header lines of a raw response block (and `server`, for OVERWRITE), in one pass.

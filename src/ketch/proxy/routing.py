@@ -113,7 +113,9 @@ class Route:
     response_ops: tuple[HeaderOps, ...] = ()
     per_filter: Mapping[str, object] = field(default_factory=dict)
     include_attempt_count: bool = False
-    plain: bool = field(init=False, default=False)  # forwards with no rewrite or header operation
+    plain: bool = field(init=False, default=False)  # forwards with no rewrite or request header operation
+    # ... and with nothing on the response side or in filters either (stream.py's express path)
+    express: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         a = self.action
@@ -121,6 +123,9 @@ class Route:
                  and not a.host_rewrite and not a.auto_host_rewrite and not self.request_ops
                  and all(not wc.request_ops and not wc.host_rewrite for wc in a.weighted_clusters))
         object.__setattr__(self, "plain", plain)
+        object.__setattr__(self, "express", plain and not a.mirrors and not a.hash_policy  # type: ignore[union-attr]
+                           and not self.response_ops and not self.per_filter
+                           and all(not wc.response_ops for wc in a.weighted_clusters))  # type: ignore[union-attr]
 
     @property
     def cluster(self) -> str | None:

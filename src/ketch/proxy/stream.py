@@ -184,33 +184,31 @@ def normalize_target(target: str, dot_segments: bool, merge_slashes: bool) -> st
 class Stream:
     """One request/response exchange through the filter chain and router."""
 
-    __slots__ = ("conn", "head", "h2", "resp_trailers", "state", "snapshot", "t0", "flags", "status", "req_bytes",
-                 "resp_bytes", "body", "body_len", "body_overflow", "request_complete", "sink", "started",
-                 "response_started", "done", "down_chunked", "keep_alive", "route", "cluster", "wc", "attempt",
-                 "retry", "timer", "backoff_timer", "cors", "upgrade_requested", "upstream_headers",
-                 "upstream_target", "authority", "last_outcome", "upstream_host", "request_id", "hdrs",
-                 "tunnel_att", "last_active", "original_dst", "hcm")
+    # Defaults live on the class: a request sets only what it uses (no __slots__: 40 stores
+    # per request cost more than the few class-attribute reads of the rare fields).
+    h2 = None  # http2_io.DownstreamStream when the downstream speaks HTTP/2
+    resp_trailers = None
+    status = req_bytes = resp_bytes = body_len = 0
+    body_overflow = request_complete = started = response_started = done = False
+    down_chunked = upgrade_requested = False
+    express = False  # the response head may be forwarded from the raw upstream block as is
+    sink = route = cluster = wc = attempt = retry = None
+    timer = backoff_timer = cors = last_outcome = upstream_host = tunnel_att = None
+    upstream_headers: list[tuple[str, str]] = []
+    authority = request_id = ""
 
     def __init__(self, conn: Http1Downstream, head, h2=None, hdrs: dict[str, str] | None = None) -> None:
         self.conn = conn
         self.head = head
-        self.h2 = h2  # http2_io.DownstreamStream when the downstream speaks HTTP/2
-        self.resp_trailers = None
+        if h2 is not None:
+            self.h2 = h2
         state = self.state = conn.state
         self.snapshot = state.snapshot  # in-flight requests finish on the config they started with
         self.t0 = self.last_active = _monotonic()
         self.flags: list[str] = []
-        self.status = self.req_bytes = self.resp_bytes = self.body_len = 0
         self.body: list[bytes] = []
-        self.body_overflow = self.request_complete = self.started = self.response_started = self.done = False
-        self.down_chunked = self.upgrade_requested = False
-        self.sink = self.route = self.cluster = self.wc = self.attempt = self.retry = None
-        self.timer = self.backoff_timer = self.cors = self.last_outcome = self.upstream_host = None
-        self.tunnel_att = None
         self.keep_alive = head.keep_alive
-        self.upstream_headers: list[tuple[str, str]] = []
         self.upstream_target = head.target
-        self.authority = self.request_id = ""
         self.hdrs: dict[str, str] = hdrs if hdrs is not None else {}
         self.original_dst = conn.original_dst  # an absolute-form request names its own
         self.hcm = conn.hcm
@@ -308,6 +306,14 @@ class Stream:
             self.local_reply(404, b"")
             return
         self.route = route
+        if route.express and hcm.express and not head.upgrade:
+            # no filter has anything to do and nothing rewrites: straight to the router
+            if self.h2 is None and head.method != "HEAD" and not route.action.retry_policy.grpc_retry_on:
+                self.express = True
+                if self._express(route.action):
+                    return
+            self._forward(route.action)
+            return
         if head.upgrade and head.get("upgrade"):
             self.upgrade_requested = True
             ok = hcm.websocket or (isinstance(route.action, RouteAction) and route.action.websocket)
@@ -402,6 +408,63 @@ class Stream:
             self.local_reply(503, b"")
             return
         self.cluster = cluster
+        self._prepare(action, wc)
+        self._attempt()
+
+    def _express(self, action: RouteAction) -> bool:
+        """The router's common case in one go: a bodiless HTTP/1.1 request to a cluster with an
+        idle connection to the host the balancer picks, and room under its circuit breakers.
+        False (nothing done) when any of that does not hold: `_forward` then does it all."""
+        head = self.head
+        if head.chunked or head.content_length:
+            return False
+        if action.weighted_clusters:
+            wc = action.pick(self.state.rng.random)
+            name = wc.name
+        else:
+            wc, name = None, action.cluster
+        cluster = self.snapshot.clusters.get(name)
+        if cluster is None or not cluster.express or action.retry_policy.per_try_timeout:
+            return False
+        host = cluster.lb.choose(None)
+        if host is None:
+            return False
+        self.wc = wc
+        self.cluster = cluster
+        self._prepare(action, wc)
+        pool = cluster.pools.get(host.address)
+        requests = cluster.breakers.default.requests
+        if pool is None or not pool.idle or pool.idle[-1].closed or requests.count >= requests.limit():
+            self._attempt(host)  # the balancer has spoken: the general path takes it from here
+            return True
+        # from here on nothing can refuse: this is `_attempt` + `acquire` + `on_pool_ready`
+        conn = pool.idle.pop()
+        requests.try_acquire()
+        stats = cluster.stats
+        stats.upstream_rq_total.value += 1
+        stats.upstream_rq_active.value += 1
+        host.active_rq += 1
+        att = self.attempt = Attempt(self, cluster, host, 1)
+        att.pool = pool
+        att.conn = conn
+        self.upstream_host = host
+        conn.exchange = att
+        conn.until_close = conn.head_request = False
+        conn.head_buf = []
+        conn.head_len = 0
+        if conn.idle_timer is not None:
+            conn.idle_timer.cancel()
+            conn.idle_timer = None
+        headers = self.upstream_headers
+        if self.route.include_attempt_count:
+            headers = headers + [("x-envoy-attempt-count", "1")]
+        data = encode_request_head(head.method, self.upstream_target, headers)
+        att.sent_at = _monotonic()
+        conn.transport.write(data)
+        return True
+
+    def _prepare(self, action: RouteAction, wc) -> None:
+        """The upstream request's headers and the route timeout (once per request, not per try)."""
         conn, head, hcm, hdrs, route = self.conn, self.head, self.hcm, self.hdrs, self.route
         if _STRIP.isdisjoint(hdrs):  # nothing hop-by-hop (the usual request): a plain copy
             headers = list(head.headers)
@@ -421,7 +484,7 @@ class Stream:
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"] + [
                 ("x-forwarded-for", f"{xff}, {ip}" if xff else ip)]
         if "host" not in hdrs:  # HTTP/1.0 without Host, or absolute-form only
-            headers.append(("host", self.authority or cluster.name))
+            headers.append(("host", self.authority or self.cluster.name))
         if "x-forwarded-proto" not in hdrs:
             headers.append(("x-forwarded-proto", "http"))
         rid = hdrs.get("x-request-id")
@@ -444,8 +507,7 @@ class Stream:
         if action.max_stream_duration:
             timeout = min(timeout, action.max_stream_duration) if timeout else action.max_stream_duration
         if timeout:
-            self.timer = call_later_fifo(state.loop, timeout, self._global_timeout)
-        self._attempt()
+            self.timer = call_later_fifo(self.state.loop, timeout, self._global_timeout)
 
     def _rewrite(self, action: RouteAction, wc, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Path and host rewrites and header operations (routes that are not `plain`)."""
@@ -469,18 +531,21 @@ class Stream:
             headers = ops.apply(headers)
         return headers
 
-    def _attempt(self) -> None:
+    def _attempt(self, host=None) -> None:
+        """One try; `host` when the balancer has already chosen (the express path)."""
         self.backoff_timer = None
         if self.done:
             return
         cluster = self.cluster
-        action = self.route.action
         retry = self.retry  # created on the first failed try (most requests never need one)
-        hash_key = compute_hash(action.hash_policy, self.hdrs, self.conn.peer[0],
-                                self.upstream_target.partition("?")[2]) if action.hash_policy else None
-        if cluster.plain_choice and retry is None:
-            host = cluster.lb.choose(hash_key)
+        if host is not None:
+            pass
+        elif cluster.plain_choice and retry is None and not self.route.action.hash_policy:
+            host = cluster.lb.choose(None)
         else:
+            action = self.route.action
+            hash_key = compute_hash(action.hash_policy, self.hdrs, self.conn.peer[0],
+                                    self.upstream_target.partition("?")[2]) if action.hash_policy else None
             host = cluster.choose(hash_key, retry.excluded if retry is not None else _NONE, self.original_dst)
         if host is None:
             cluster.stats.upstream_cx_none_healthy.value += 1
@@ -574,6 +639,16 @@ class Stream:
         self.status = status
         self.response_started = True
         head = self.head
+        if (self.express and resp.simple and resp.content_length is not None and 200 <= status
+                and status != 204 and status != 304 and self.keep_alive and self.request_complete
+                and not self.state.draining and not self.conn.drain_after):
+            # the common case: the upstream's header lines go out as they came, minus hop-by-hop
+            hcm = self.hcm
+            self.conn.write(b"%b%b%b" % (
+                status_line(status), forward_block(resp.raw, hcm.server_header == "OVERWRITE"),
+                f"\r\nx-envoy-upstream-service-time: {int((_monotonic() - att.sent_at) * 1000)}{hcm.server_tail}"
+                .encode("latin-1")))
+            return True
         if (resp.simple and self.h2 is None and status >= 200 and status != 204 and status != 304
                 and head.method != "HEAD" and not self.route.response_ops and not self.cors
                 and (self.wc is None or not self.wc.response_ops)):

@@ -21,13 +21,15 @@ import httptools
 
 from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
-from ketch.proxy.http1 import ProtocolError, response_head_from_block
+from ketch.proxy.http1 import (ProtocolError, _connection_simple, forward_block, response_head_from_block,
+                               status_line)
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
 from ketch.proxy.stats import ClusterStats, Store
 
 
+_monotonic = time.monotonic
 MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
 
 
@@ -132,15 +134,53 @@ class UpstreamConnection(asyncio.Protocol):
     # -- llhttp callbacks
     def on_headers_complete(self) -> None:
         p = self.parser
-        raw = b"".join(self.head_buf) if self.head_buf else b""
-        end, skip = raw.find(b"\r\n\r\n"), 4
+        buf = self.head_buf
+        raw = (buf[0] if len(buf) == 1 else b"".join(buf)) if buf else b""
+        end = raw.find(b"\r\n\r\n")
+        status = p.get_status_code()
+        if 0 < end < 8192 and 200 <= status < 400 and status != 204 and status != 304:
+            s = self.exchange.stream if self.exchange is not None else None
+            if s is not None and s.express and s.attempt is self.exchange and not s.done and self._express(
+                    s, raw[:end], status):
+                return
+        self._head(p, raw, end, status)
+
+    def _express(self, s, block: bytes, status: int) -> bool:
+        """The common response (one Content-Length, nothing hop-by-hop beyond Connection:
+        keep-alive/close, request and connection staying open): its header lines go out as
+        they came (see Stream.on_response_head for everything else)."""
+        low = block.lower()
+        i = low.find(b"\ncontent-length:")
+        if (i < 0 or b"\ntransfer-encoding:" in low or low.find(b"\ncontent-length:", i + 16) >= 0
+                or not s.keep_alive or not s.request_complete or s.state.draining or s.conn.drain_after
+                or (b"\nconnection:" in low and not _connection_simple(low))):
+            return False
+        ka = self.keep_alive = self.parser.should_keep_alive()
+        if not ka:
+            return False
+        self.head_buf = None
+        self.until_close = False
+        att = self.exchange
+        cluster = att.cluster
+        if cluster.outlier is not None:
+            cluster.outlier_response(att.host, status)
+        s.status = status
+        s.response_started = True
+        hcm = s.hcm
+        s.conn.write(b"%b%b%b" % (
+            status_line(status), forward_block(block, hcm.server_header == "OVERWRITE"),
+            f"\r\nx-envoy-upstream-service-time: {int((_monotonic() - att.sent_at) * 1000)}{hcm.server_tail}"
+            .encode("latin-1")))
+        return True
+
+    def _head(self, p, raw: bytes, end: int, status: int) -> None:
+        skip = 4
         if end < 0:  # bare-LF line ends (llhttp tolerates them in responses): normalise
             end, skip = raw.find(b"\n\n"), 2
             rest = raw[end + skip:]
             raw = raw[:end].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n\r\n"
             end, skip = len(raw) - 4, 4
             raw += rest
-        status = p.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.head_buf = [raw[end + skip:]]  # informational: the final response follows
             self.head_len = len(self.head_buf[0])
@@ -379,6 +419,7 @@ class ClusterRuntime:
         self.config = config
         self.name = config.name
         self.plain_choice = config.kind != "ORIGINAL_DST"  # the balancer alone picks the host
+        self.express = self.plain_choice and not config.http2  # stream.py may skip acquire()
         self.loop = loop
         self.clock = clock
         self.rng = rng or random.Random()
