@@ -130,11 +130,13 @@ def admin_routes(state, config, *, on_quit: Callable[[], None], ads=None) -> dic
         return 200, JSON, json.dumps(config.config_dump(), indent=2)
 
     def clusters(q: dict) -> Reply:
+        state.flush_stats()  # per-request stats are deferred (server.ProxyState.observe)
         if q.get("format") == "json":
             return 200, JSON, json.dumps(_clusters_json(state))
         return 200, TEXT, _clusters_text(state)
 
     def stats(q: dict) -> Reply:
+        state.flush_stats()  # the Store's read hook would too; explicit for readers of this file
         return 200, TEXT, state.store.render_text(q.get("filter"))
 
     def ready(q: dict) -> Reply:
@@ -182,6 +184,7 @@ def admin_routes(state, config, *, on_quit: Callable[[], None], ads=None) -> dic
 
 
 def prometheus(state) -> Reply:
+    state.flush_stats()  # per-request stats are deferred (server.ProxyState.observe)
     return 200, "text/plain; version=0.0.4", state.store.render_prometheus() + state.istio.render_prometheus()
 
 

@@ -25,17 +25,29 @@ API
   ``istio_requests_total``, ``istio_request_duration_milliseconds``, ``istio_request_bytes``,
   ``istio_response_bytes``, ``istio_tcp_connections_opened_total``/``closed_total``,
   ``istio_tcp_sent_bytes_total``, ``istio_tcp_received_bytes_total`` with Istio's labels.
+- Deferred updates (the proxy's per-request stats, see server.ProxyState.observe):
+  ``store.add_read_hook(fn)``/``istio.add_read_hook(fn)`` run ``fn`` before any read
+  (``get``, ``value``, iteration, ``render_*``, ``requests_total``); bulk forms
+  ``h.record_many(values, buckets=None)``, ``cs.response(status, n)``,
+  ``istio.record_requests(labels, code, grpc, flags, durations, req_bytes, resp_bytes)``
+  give the same counts, buckets and (left-folded, in order) sums as one-by-one updates;
+  helpers ``bucket_indices``, ``group_indices``, ``merge_indices``, ``take``.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections import Counter as _Tally
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from functools import reduce
+from itertools import repeat
+from operator import add, itemgetter
 
 __all__ = [
     "DEFAULT_BUCKETS", "Counter", "Gauge", "Histogram", "Store", "ClusterStats",
     "ListenerStats", "HttpStats", "IstioMetrics", "ISTIO_LABELS", "istio_labels",
+    "bucket_indices", "group_indices", "take", "merge_indices",
 ]
 
 # Envoy's default histogram bucket bounds (milliseconds for time histograms).
@@ -99,6 +111,18 @@ class Histogram:
         self.sum += v
         self.count += 1
 
+    def record_many(self, values: Sequence[float], buckets: Iterable[int] | None = None) -> None:
+        """``record(v)`` for each value, in bulk. ``buckets`` are the values' bucket indices
+        for these bounds when the caller has them already (`bucket_indices`). The sum is a
+        left fold in the given order, so it is bit-identical to ``record()`` one by one."""
+        if buckets is None:
+            buckets = map(bisect_left, repeat(self.bounds), values)
+        counts = self.counts
+        for i, n in _Tally(buckets).items():
+            counts[i] += n
+        self.sum = reduce(add, values, self.sum)
+        self.count += len(values)
+
     def quantile(self, q: float) -> float:
         """Estimate from buckets by linear interpolation (what Envoy's summary shows)."""
         if not self.count:
@@ -135,6 +159,17 @@ class Store:
 
     def __init__(self) -> None:
         self._stats: dict[str, Stat] = {}
+        self._read_hooks: list[Callable[[], None]] = []
+
+    def add_read_hook(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` before any method that reads values (get, value, iteration, render_*):
+        the proxy aggregates its deferred per-request records there, so a reader always
+        sees every request observed so far."""
+        self._read_hooks.append(fn)
+
+    def sync(self) -> None:
+        for fn in self._read_hooks:
+            fn()
 
     def _get(self, cls: type, name: str, prom: str | None, tags: Tags, **kw: object) -> Stat:
         stat = self._stats.get(name)
@@ -156,16 +191,20 @@ class Store:
         return self._get(Histogram, name, prom, tags, bounds=bounds)  # type: ignore[return-value]
 
     def get(self, name: str) -> Stat | None:
+        self.sync()
         return self._stats.get(name)
 
     def value(self, name: str) -> int:
+        self.sync()
         stat = self._stats.get(name)
         return 0 if stat is None or isinstance(stat, Histogram) else stat.value
 
     def __iter__(self):
+        self.sync()
         return iter(self._stats.values())
 
     def render_text(self, filter: str | None = None) -> str:
+        self.sync()
         pattern = re.compile(filter) if filter else None
         lines = []
         for name in sorted(self._stats):
@@ -179,6 +218,7 @@ class Store:
     def render_json(self, filter: str | None = None) -> dict:
         """Envoy's ``/stats?format=json``: ``{"stats": [{"name", "value"}, ...,
         {"histograms": {"supported_quantiles": [...], "computed_quantiles": [...]}}]}``."""
+        self.sync()
         pattern = re.compile(filter) if filter else None
         stats: list[dict] = []
         computed = []
@@ -198,6 +238,7 @@ class Store:
         return {"stats": stats}
 
     def render_prometheus(self) -> str:
+        self.sync()
         families: dict[str, list[Stat]] = {}
         for s in self._stats.values():
             families.setdefault(s.prom, []).append(s)
@@ -298,17 +339,18 @@ class ClusterStats(_Scope):
         self._codes: dict[int, Counter] = {}
         self._classes: dict[int, Counter] = {}
 
-    def response(self, status: int) -> None:
-        """Count a completed upstream response: ``upstream_rq_<code>``, ``_<N>xx``."""
+    def response(self, status: int, n: int = 1) -> None:
+        """Count ``n`` completed upstream responses with this status: ``upstream_rq_<code>``,
+        ``_<N>xx`` and ``upstream_rq_completed``."""
         c = self._codes.get(status)
         if c is None:
             c = self._codes[status] = self.coded("upstream_rq", status)
-        c.value += 1
+        c.value += n
         k = self._classes.get(status // 100)
         if k is None:
             k = self._classes[status // 100] = self.coded_class("upstream_rq", status // 100)
-        k.value += 1
-        self.upstream_rq_completed.value += 1
+        k.value += n
+        self.upstream_rq_completed.value += n
 
 
 class ListenerStats(_Scope):
@@ -337,12 +379,13 @@ class HttpStats(_Scope):
                  "downstream_rq_http2_total", "downstream_cx_total", "downstream_cx_active",
                  "downstream_rq_completed", "downstream_rq_timeout", "downstream_rq_rx_reset",
                  "downstream_rq_tx_reset", "downstream_cx_protocol_error", "no_route",
-                 "downstream_rq_time", "_classes")
+                 "downstream_rq_time", "prefix", "_classes")
     _TAG = "envoy_http_conn_manager_prefix"
 
     def __init__(self, store: Store, prefix: str) -> None:
         super().__init__(store, "http", prefix)
-        for stat in self.__slots__[:-2]:
+        self.prefix = prefix  # the HCM's stat_prefix (what the proxy's deferred records carry)
+        for stat in self.__slots__[:-3]:
             setattr(self, stat, self.gauge(stat) if stat.endswith("_active")
                     else self.counter(stat))
         self.downstream_rq_time = self.histogram("downstream_rq_time")
@@ -404,6 +447,15 @@ class IstioMetrics:
         self.bounds = bounds
         self._http: dict[tuple, _HttpSeries] = {}
         self._tcp: dict[tuple, _TcpSeries] = {}
+        self._read_hooks: list[Callable[[], None]] = []
+
+    def add_read_hook(self, fn: Callable[[], None]) -> None:
+        """As `Store.add_read_hook`: run before `requests_total`/`render_prometheus`."""
+        self._read_hooks.append(fn)
+
+    def sync(self) -> None:
+        for fn in self._read_hooks:
+            fn()
 
     def record_request(self, labels: tuple[str, ...], response_code: int, grpc_status: str,
                        response_flags: str, duration_ms: float, request_bytes: int,
@@ -420,6 +472,33 @@ class IstioMetrics:
         s.d_sum += duration_ms
         s.q_sum += request_bytes
         s.r_sum += response_bytes
+
+    def record_requests(self, labels: tuple[str, ...], response_code: int, grpc_status: str,
+                        response_flags: str, durations: Sequence[float],
+                        request_bytes: Sequence[int], response_bytes: Sequence[int],
+                        duration_buckets: Iterable[int] | None = None) -> None:
+        """``record_request`` for len(durations) requests of one series, in bulk; the three
+        sequences are parallel and in arrival order (the duration sum is a left fold,
+        bit-identical to one-by-one; byte counts are ints). ``duration_buckets``: the durations' indices for ``self.bounds`` if the
+        caller has them (`bucket_indices`)."""
+        key = (labels, response_code, grpc_status, response_flags)
+        s = self._http.get(key)
+        if s is None:
+            s = self._http[key] = _HttpSeries(len(self.bounds) + 1)
+        bounds = self.bounds
+        s.requests += len(durations)
+        if duration_buckets is None:
+            duration_buckets = map(bisect_left, repeat(bounds), durations)
+        hist = s.duration
+        for i, n in _Tally(duration_buckets).items():
+            hist[i] += n
+        # byte counts repeat a lot (0 for most GETs): bisect once per distinct value
+        for hist, values in ((s.req_bytes, request_bytes), (s.resp_bytes, response_bytes)):
+            for v, n in _Tally(values).items():
+                hist[bisect_left(bounds, v)] += n
+        s.d_sum = reduce(add, durations, s.d_sum)
+        s.q_sum = sum(request_bytes, s.q_sum)  # ints: exact in any order
+        s.r_sum = sum(response_bytes, s.r_sum)
 
     def _tcp_series(self, labels: tuple[str, ...], flags: str) -> _TcpSeries:
         key = (labels, flags)
@@ -440,6 +519,7 @@ class IstioMetrics:
 
     def requests_total(self, **match: str) -> int:
         """Sum of ``istio_requests_total`` over series whose labels match (for tests/admin)."""
+        self.sync()
         total = 0
         for key, s in self._http.items():
             if all(v == _label_value(key, k) for k, v in match.items()):
@@ -447,6 +527,7 @@ class IstioMetrics:
         return total
 
     def render_prometheus(self) -> str:
+        self.sync()
         out: list[str] = []
         http = sorted(self._http.items(), key=lambda kv: kv[0])
         if http:
@@ -500,3 +581,42 @@ def _tcp_tags(labels: tuple[str, ...], flags: str) -> Tags:
     tags += [("request_protocol", "tcp"), ("response_flags", flags),
              ("connection_security_policy", labels[-1])]
     return tuple(tags)
+
+
+# -- bulk aggregation helpers (the proxy's deferred per-request records; see server.py)
+
+def bucket_indices(bounds: tuple[float, ...], values: Iterable[float]) -> list[int]:
+    """Each value's histogram slot for these bounds (what `Histogram.record` would pick)."""
+    return list(map(bisect_left, repeat(bounds), values))
+
+
+def group_indices(keys: Sequence[Hashable]) -> list[tuple[Hashable, list[int] | None]]:
+    """Positions of each distinct key, in first-seen order and ascending within a key.
+    ``None`` stands for "all positions" (one key only: the usual case, found at C speed)."""
+    first = keys[0]
+    if keys.count(first) == len(keys):
+        return [(first, None)]
+    index: dict[Hashable, list[int]] = {}
+    get = index.get
+    for i, k in enumerate(keys):
+        positions = get(k)
+        if positions is None:
+            index[k] = [i]
+        else:
+            positions.append(i)
+    return list(index.items())
+
+
+def merge_indices(a: list[int], b: list[int]) -> list[int]:
+    """Two groups that land on the same stat: their positions, still in arrival order (so
+    float sums fold in the same order as one-by-one updates)."""
+    return sorted(a + b)  # timsort merges the two ascending runs in linear time
+
+
+def take(column: Sequence, positions: list[int] | None) -> Sequence:
+    """The column's values at these positions (``None``: all of them), in order."""
+    if positions is None:
+        return column
+    if len(positions) == 1:
+        return (column[positions[0]],)
+    return itemgetter(*positions)(column)
