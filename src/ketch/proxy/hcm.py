@@ -39,8 +39,11 @@ class Http1Downstream:
         self.parser = httptools.HttpRequestParser(self)
         self.header_limit = hcm.max_request_headers_kb * 1024
         self._url = b""
-        self._headers: list[tuple[str, str]] = []
-        self._hsize = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        # header-size limit: bytes fed since the previous message ended bound the head's size
+        # (exact sizes are summed only when that bound is over the limit)
+        self._fed = 0
+        self._fed_mark = 0
         self.transport: asyncio.Transport | None = None
         self.streams: list[Stream] = []
         self.parsing: Stream | None = None
@@ -79,10 +82,15 @@ class Http1Downstream:
                 self.closed = True
                 H2Downstream(self).takeover(self.transport, data)
                 return
+        self._fed += len(data)
         try:
             self.parser.feed_data(data)
-            if self._hsize > self.header_limit or len(self._headers) > MAX_HEADERS:  # a head still arriving
-                self.protocol_error(ProtocolError(431, "headers too large"))
+            if (self._headers or self._url) and (self._fed - self._fed_mark > self.header_limit
+                                                 or len(self._headers) > MAX_HEADERS):  # a head still arriving
+                try:
+                    self._check_head_size(self._url, self._headers)
+                except ProtocolError as exc:
+                    self.protocol_error(exc)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self.on_upgrade(data[offset:])
@@ -122,19 +130,22 @@ class Http1Downstream:
     # -- llhttp callbacks (strictness: see http1.py; no on_message_begin: one call fewer)
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._hsize += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # bytes as they come (decoded together at the end of the head); limits: data_received
-        self._headers.append((name, value))
-        self._hsize += len(name) + len(value) + 4
+        self._headers.append((name, value))  # bytes as they come: decoded together at the end
+
+    def _check_head_size(self, url: bytes, raw: list[tuple[bytes, bytes]]) -> None:
+        if len(raw) > MAX_HEADERS:
+            raise ProtocolError(431, "too many headers")
+        if len(url) + sum([len(k) + len(v) + 4 for k, v in raw]) > self.header_limit:
+            raise ProtocolError(431, "headers too large")
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        url, raw, size = self._url, self._headers, self._hsize
-        self._url, self._headers, self._hsize = b"", [], 0
-        if size > self.header_limit or len(raw) > MAX_HEADERS:
-            raise ProtocolError(431, "headers too large" if size > self.header_limit else "too many headers")
+        url, raw = self._url, self._headers
+        self._url, self._headers = b"", []
+        if self._fed - self._fed_mark > self.header_limit or len(raw) > MAX_HEADERS:
+            self._check_head_size(url, raw)
         headers = [(k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         hdrs = dict(headers)
         if len(hdrs) == len(headers):
@@ -172,8 +183,9 @@ class Http1Downstream:
             self.parsing.on_request_body(data)
 
     def on_message_complete(self) -> None:
+        self._fed_mark = self._fed  # the next head starts after this
         if self._headers:
-            self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
+            self._headers = []  # chunked trailers: not forwarded
         s, self.parsing = self.parsing, None
         if s is not None:
             s.on_request_end()
@@ -201,8 +213,13 @@ class Http1Downstream:
     # -- stream lifecycle
     def stream_done(self, stream: Stream, keep_alive: bool) -> None:
         self.stats.downstream_rq_active.value -= 1
-        if self.streams and self.streams[0] is stream:
-            self.streams.pop(0)
+        streams = self.streams
+        if streams and streams[0] is stream:
+            if len(streams) == 1 and keep_alive and not self.paused and not (
+                    self.closing or self.drain_after or self.state.draining):
+                streams.clear()  # the usual case: nothing pipelined behind it
+                return
+            streams.pop(0)
         if not keep_alive or self.closing or self.drain_after or self.state.draining:
             self.closing = True
             if self.corked is not None:

@@ -42,7 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = ("pool", "transport", "parser", "exchange", "served", "idle_timer", "closed", "idle_since",
                  "tunnel", "born", "keep_alive", "until_close", "head_buf", "head_len", "head_request",
-                 "done_early")
+                 "done_early", "express")
 
     def __init__(self, pool: HostPool) -> None:
         self.pool = pool
@@ -61,6 +61,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_len = 0
         self.head_request = False
         self.done_early = False
+        self.express = False  # this response's head went out by _express
 
     # -- asyncio
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -160,6 +161,7 @@ class UpstreamConnection(asyncio.Protocol):
             return False
         self.head_buf = None
         self.until_close = False
+        self.express = True
         att = self.exchange
         cluster = att.cluster
         if cluster.outlier is not None:
@@ -207,6 +209,19 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.done_early or self.head_buf is not None:
             return  # ended at its head already, or informational (1xx)
+        if self.express:  # the head went out by _express: end it the same short way
+            self.express = False
+            att, self.exchange = self.exchange, None
+            self.served += 1
+            if att is not None and att.per_try is None and not att.released:
+                att.released = True
+                att.cluster.release_request(att.host)
+                att.stream.finish()
+            elif att is not None:
+                att.on_response_end()
+            if not self.closed:
+                self.pool.release(self, self.keep_alive)
+            return
         if 100 <= self.parser.get_status_code() < 200:
             return  # 101: its upgrade (tunnel) follows
         self.on_message_end()
@@ -231,6 +246,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = head_request
         self.head_buf = []
         self.head_len = 0
+        self.express = False
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -262,6 +278,8 @@ class HostPool:
         self.connecting = 0
         self.h2: list = []
         self.sweep: asyncio.TimerHandle | None = None
+        self.max_requests = cluster.config.max_requests_per_connection
+        self.idle_timeout = cluster.config.idle_timeout
 
     def __repr__(self) -> str:
         return (f"<HostPool {self.addr[0]}:{self.addr[1]} [Connections: {len(self.conns)} total, "
@@ -360,7 +378,7 @@ class HostPool:
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         c = self.cluster
-        mrpc = c.config.max_requests_per_connection
+        mrpc = self.max_requests
         if mrpc and conn.served >= mrpc:
             c.stats.upstream_cx_max_requests.value += 1
             reusable = False
@@ -376,7 +394,7 @@ class HostPool:
             conn.close()
             return
         self.idle.append(conn)
-        if c.config.idle_timeout:
+        if self.idle_timeout:
             # no timer per request: stamp the connection; a sweep per pool closes the stale ones
             conn.idle_since = c.loop.time()
             if self.sweep is None:
