@@ -1,6 +1,6 @@
 """Python cost per proxied request, no sockets: fake transports on both sides."""
 import asyncio, time, sys, io
-sys.path[:0] = ["/work/main/tests/proxy", "/work/main/tests"]
+sys.path[:0] = [str(__import__("pathlib").Path(__file__).resolve().parents[2] / "tests" / d) for d in ("proxy", "")]
 from proxy_harness import bootstrap, cluster, http_listener, route, vhost
 from ketch.proxy.bootstrap import parse_bootstrap
 from ketch.proxy.server import ProxyState, NodeInfo
@@ -20,7 +20,7 @@ class FakeT:
 
 async def main():
     loop = asyncio.get_running_loop()
-    b = parse_bootstrap(bootstrap([http_listener(1, vhost(route("c", timeout="0s")))], [cluster("c", 2)]))
+    b = parse_bootstrap(bootstrap([http_listener(1, vhost(route("c")))], [cluster("c", 2)]))
     st = ProxyState(loop, NodeInfo(), access_log=None)
     cm = ConfigManager(st, [], b.static_resources.clusters)
     await cm.apply_static()
@@ -33,6 +33,7 @@ async def main():
     pool = rt.pools[host.address] = HostPool(rt, host, ("127.0.0.1", 2))
     up = UpstreamConnection(pool); ut = FakeT(); up.connection_made(ut)
     pool.conns.add(up); pool.idle.append(up); rt.breakers.default.connections.try_acquire()
+    st.start_sweeps()  # the 1 s sweep flushes deferred stats, as in the proxy
     down = Http1Downstream(st, hcm, ("127.0.0.1", 5555), ("127.0.0.1", 1), None, True, None)
     dt = FakeT(); down.connection_made(dt)
     req = b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:1\r\nUser-Agent: wrk\r\n\r\n"
@@ -50,6 +51,7 @@ async def main():
         assert len(dt.out) == N, len(dt.out)
         print(f"{(t1-t0)/N*1e6:.1f} us wall, {(c1-c0)/N*1e6:.1f} us cpu per request (Python only)")
     print(dt.out[-1][:300])
+    print(ut.out[-1][:300])
     if sys.argv[1:] == ["lines"]:
         count_lines(down, up, req, resp)
     elif len(sys.argv) > 1:
@@ -86,5 +88,13 @@ def count_lines(down, up, req, resp) -> None:
         print(f"  {n:4d} ops {lines[(f, fn)]:3d} lines  {f}:{fn}")
 
 
-asyncio.run(main())
+import gc
+import uvloop
+
+from ketch.proxy.runner import GC_THRESHOLD0
+
+gc.collect()
+gc.freeze()  # as the proxy's runner does
+gc.set_threshold(GC_THRESHOLD0, 20, 20)
+uvloop.run(main())
 

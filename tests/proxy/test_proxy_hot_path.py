@@ -8,7 +8,7 @@ import asyncio
 import uuid
 
 from ketch.proxy.http1 import RequestDecoder, ResponseDecoder, strip_hop_by_hop
-from ketch.proxy.stream import _TIMEOUT_QUEUES, _request_id, call_later_fifo
+from ketch.proxy.stream import _TIMEOUT_QUEUES, _request_id, _RouteTimeouts, route_timeout
 
 
 def test_request_ids_are_unique_version_4_uuids() -> None:
@@ -19,28 +19,47 @@ def test_request_ids_are_unique_version_4_uuids() -> None:
         assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
 
 
-def test_fifo_timeouts_fire_in_order_and_honour_cancel() -> None:
+class _TimedStream:
+    """What a route timeout needs of a stream: `deadline`, `deadline_q`, `_global_timeout()`."""
+
+    deadline_q = None
+    deadline = 0.0
+
+    def __init__(self, name: str, fired: list, loop) -> None:
+        self.name, self.fired, self.loop, self.t0 = name, fired, loop, loop.time()
+
+    def _global_timeout(self) -> None:
+        self.fired.append((self.name, self.loop.time() - self.t0))
+
+
+def test_route_timeouts_fire_in_order_and_honour_cancel() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         fired: list[tuple[str, float]] = []
-        t0 = loop.time()
-        call_later_fifo(loop, 0.05, lambda: fired.append(("a", loop.time() - t0)))
+        a = _TimedStream("a", fired, loop)
+        route_timeout(loop, 0.05, a)
         await asyncio.sleep(0.01)
-        b = call_later_fifo(loop, 0.05, lambda: fired.append(("b", loop.time() - t0)))
-        call_later_fifo(loop, 0.05, lambda: fired.append(("c", loop.time() - t0)))
-        call_later_fifo(loop, 0.15, lambda: fired.append(("d", loop.time() - t0)))
-        b.cancel()
-        b.cancel()  # idempotent, like a TimerHandle
+        b, c, d = (_TimedStream(n, fired, loop) for n in "bcd")
+        route_timeout(loop, 0.05, b)
+        route_timeout(loop, 0.05, c)
+        route_timeout(loop, 0.15, d)
+        _RouteTimeouts.cancel(b)
+        _RouteTimeouts.cancel(b)  # idempotent
         await asyncio.sleep(0.3)
         assert [n for n, _ in fired] == ["a", "c", "d"]
-        assert fired[0][1] >= 0.045 and fired[1][1] >= 0.055 and fired[2][1] >= 0.145
-        # a long-lived request at the head does not let cancelled entries pile up
-        head = call_later_fifo(loop, 30.0, lambda: None)
+        assert fired[0][1] >= 0.045 and fired[1][1] >= 0.045 and fired[2][1] >= 0.145
+        assert a.deadline_q is None and c.deadline_q is None  # fired entries are off the queue
+        # a long-lived request at the head does not let finished ones pile up (nor keep them alive)
+        head = _TimedStream("head", fired, loop)
+        route_timeout(loop, 30.0, head)
         for _ in range(10000):
-            call_later_fifo(loop, 30.0, lambda: None).cancel()
+            s = _TimedStream("x", fired, loop)
+            route_timeout(loop, 30.0, s)
+            _RouteTimeouts.cancel(s)
         q = _TIMEOUT_QUEUES[loop][30.0]
         assert q.live == 1 and len(q.entries) <= 2 * q.live + 65
-        head.cancel()
+        _RouteTimeouts.cancel(head)
+        assert q.live == 0
 
     asyncio.run(main())
 

@@ -93,7 +93,7 @@ class Resource:
         return self.count < self.limit()
 
     def try_acquire(self) -> bool:
-        limit = self.limit()
+        limit = self.max  # a fixed limit (the budgeted subclass overrides this method)
         count = self.count
         if count >= limit:
             if self.overflow is not None:
@@ -110,7 +110,7 @@ class Resource:
         count = self.count
         if count > 0:
             self.count = count - 1
-        if self.remaining_gauge is not None or count >= self.limit():
+        if self.remaining_gauge is not None or count >= self.max:
             self._publish()
 
     def _publish(self) -> None:
@@ -137,6 +137,25 @@ class _BudgetedRetries(Resource):
         active = self.requests.count + self.pending.count
         return max(self.budget.min_retry_concurrency,
                    int(self.budget.budget_percent / 100.0 * active))
+
+    def try_acquire(self) -> bool:
+        limit = self.limit()
+        count = self.count
+        if count >= limit:
+            if self.overflow is not None:
+                self.overflow.value += 1
+            return False
+        self.count = count = count + 1
+        if self.remaining_gauge is not None or count >= limit:
+            self._publish()
+        return True
+
+    def release(self) -> None:
+        count = self.count
+        if count > 0:
+            self.count = count - 1
+        if self.remaining_gauge is not None or count >= self.limit():
+            self._publish()
 
 
 class ResourceManager:

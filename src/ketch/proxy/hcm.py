@@ -39,11 +39,13 @@ class Http1Downstream:
         self.parser = httptools.HttpRequestParser(self)
         self.header_limit = hcm.max_request_headers_kb * 1024
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[bytes] = []  # header names, and their values beside them
+        self._values: list[bytes] = []
         # header-size limit: bytes fed since the previous message ended bound the head's size
         # (exact sizes are summed only when that bound is over the limit)
         self._fed = 0
         self._fed_mark = 0
+        self._chunk: bytes | None = None
         self.transport: asyncio.Transport | None = None
         self.streams: list[Stream] = []
         self.parsing: Stream | None = None
@@ -83,12 +85,13 @@ class Http1Downstream:
                 H2Downstream(self).takeover(self.transport, data)
                 return
         self._fed += len(data)
+        self._chunk = data  # a head at its very start can be forwarded as it came (Stream.raw_lines)
         try:
             self.parser.feed_data(data)
             if (self._headers or self._url) and (self._fed - self._fed_mark > self.header_limit
                                                  or len(self._headers) > MAX_HEADERS):  # a head still arriving
                 try:
-                    self._check_head_size(self._url, self._headers)
+                    self._check_head_size(self._url, self._headers, self._values)
                 except ProtocolError as exc:
                     self.protocol_error(exc)
         except httptools.HttpParserUpgrade as exc:
@@ -132,21 +135,30 @@ class Http1Downstream:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))  # bytes as they come: decoded together at the end
+        # bytes as they come: decoded all at once at the end of the head
+        self._headers.append(name)
+        self._values.append(value)
 
-    def _check_head_size(self, url: bytes, raw: list[tuple[bytes, bytes]]) -> None:
-        if len(raw) > MAX_HEADERS:
+    def _check_head_size(self, url: bytes, names: list[bytes], values: list[bytes]) -> None:
+        if len(names) > MAX_HEADERS:
             raise ProtocolError(431, "too many headers")
-        if len(url) + sum([len(k) + len(v) + 4 for k, v in raw]) > self.header_limit:
+        if len(url) + sum(map(len, names)) + sum(map(len, values)) + 4 * len(names) > self.header_limit:
             raise ProtocolError(431, "headers too large")
 
     def on_headers_complete(self) -> None:
         p = self.parser
-        url, raw = self._url, self._headers
-        self._url, self._headers = b"", []
-        if self._fed - self._fed_mark > self.header_limit or len(raw) > MAX_HEADERS:
-            self._check_head_size(url, raw)
-        headers = [(k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        url, names, values = self._url, self._headers, self._values
+        self._url, self._headers, self._values = b"", [], []
+        if self._fed - self._fed_mark > self.header_limit or len(names) > MAX_HEADERS:
+            self._check_head_size(url, names, values)
+        if names:  # names and values hold no LF (llhttp): one join, lower, decode and split each
+            vs = b"\n".join(values).decode("latin-1").split("\n")
+            if len(vs) == len(names):
+                headers = list(zip(b"\n".join(names).lower().decode("latin-1").split("\n"), vs))
+            else:  # a value with a line break after all: one by one
+                headers = [(k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in zip(names, values)]
+        else:
+            headers = []
         hdrs = dict(headers)
         if len(hdrs) == len(headers):
             te = hdrs.get("transfer-encoding")
@@ -167,9 +179,16 @@ class Http1Downstream:
         stats.downstream_rq_total.value += 1
         stats.downstream_rq_http1_total.value += 1
         stats.downstream_rq_active.value += 1
+        method = p.get_method()
         stream = self.parsing = Stream(self, RequestHead(
-            p.get_method().decode("ascii"), url.decode("latin-1"), version, headers, p.should_keep_alive(),
+            method.decode("ascii"), url.decode("latin-1"), version, headers, p.should_keep_alive(),
             chunked, length, p.should_upgrade()), None, hdrs)
+        chunk = self._chunk
+        if chunk is not None:
+            end = chunk.find(b"\r\n\r\n")
+            line = chunk.find(b"\r\n")
+            if 0 < line <= end and chunk.startswith(b"%b %b " % (method, url)):
+                stream.raw_lines = chunk[line:end]
         streams = self.streams
         streams.append(stream)
         if len(streams) == 1:
@@ -184,8 +203,9 @@ class Http1Downstream:
 
     def on_message_complete(self) -> None:
         self._fed_mark = self._fed  # the next head starts after this
+        self._chunk = None  # ... and not at the start of this read
         if self._headers:
-            self._headers = []  # chunked trailers: not forwarded
+            self._headers, self._values = [], []  # chunked trailers: not forwarded
         s, self.parsing = self.parsing, None
         if s is not None:
             s.on_request_end()

@@ -142,12 +142,12 @@ def response_head_from_block(raw: bytes, status: int, keep_alive: bool, version:
     return ResponseHead(status, None, keep_alive, chunked, length, version, raw, simple)
 
 
+_CONNECTION_SIMPLE = re.compile(rb"\nconnection:[ \t]*(?:keep-alive|close)[ \t]*(?:\r|$)")
+
+
 def _connection_simple(low: bytes) -> bool:
-    """The Connection header names nothing but keep-alive/close (nothing else to strip)."""
-    i = low.find(b"\nconnection:")
-    j = low.find(b"\r", i)
-    return low.find(b"\nconnection:", i + 12) < 0 and \
-        low[i + 12:j if j >= 0 else None].strip() in (b"keep-alive", b"close")
+    """The one Connection header names nothing but keep-alive/close (nothing else to strip)."""
+    return _CONNECTION_SIMPLE.search(low) is not None and low.count(b"\nconnection:") == 1
 
 
 # Hop-by-hop header lines of a raw response block (and `server`, for OVERWRITE), in one pass.

@@ -30,7 +30,9 @@ from ketch.proxy.stats import ClusterStats, Store
 
 
 _monotonic = time.monotonic
-MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
+MAX_RESPONSE_HEAD = 98304
+# statuses whose response may take UpstreamConnection._express (bodies framed by Content-Length)
+_EXPRESS_STATUS = frozenset(range(200, 400)) - {204, 304}  # bytes of an upstream response head before it is a protocol error
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -82,7 +84,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.head_len += len(data)
         down = ex.downstream
         if down is not None:
-            down.cork()
+            if down.corked is None:
+                down.corked = []  # writes collected: one syscall for what this read produces
+            else:
+                down = None  # already corked further up: whoever corked uncorks
         try:
             if self.done_early:
                 # the last message ended at its head (HEAD, 1xx/204/304): llhttp would wait for a body
@@ -139,10 +144,10 @@ class UpstreamConnection(asyncio.Protocol):
         raw = (buf[0] if len(buf) == 1 else b"".join(buf)) if buf else b""
         end = raw.find(b"\r\n\r\n")
         status = p.get_status_code()
-        if 0 < end < 8192 and 200 <= status < 400 and status != 204 and status != 304:
-            s = self.exchange.stream if self.exchange is not None else None
-            if s is not None and s.express and s.attempt is self.exchange and not s.done and self._express(
-                    s, raw[:end], status):
+        if status in _EXPRESS_STATUS and 0 < end < 8192:
+            ex = self.exchange
+            s = ex.stream if ex is not None else None
+            if s is not None and s.express and s.attempt is ex and not s.done and self._express(s, raw[:end], status):
                 return
         self._head(p, raw, end, status)
 
@@ -203,8 +208,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.on_message_end()
 
     def on_body(self, data: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.on_response_body(data)
+        ex = self.exchange
+        if ex is not None:
+            if self.express:  # straight to the downstream (see Stream.on_response_body)
+                s = ex.stream
+                s.resp_bytes += len(data)
+                s.last_active = _monotonic()
+                s.conn.write(data)
+            else:
+                ex.on_response_body(data)
 
     def on_message_complete(self) -> None:
         if self.done_early or self.head_buf is not None:
