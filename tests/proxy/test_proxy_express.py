@@ -1,7 +1,8 @@
 """The express path (stream.Stream._express, upstream.UpstreamConnection._express) gives the
-same answers as the general path: raw header lines forwarded both ways minus exactly what
-Envoy drops, Envoy's additions appended, and everything unusual handed to the general path
-(a Connection header naming another header, pipelining, retries, Connection: close)."""
+same answers as the general path: the upstream's response header lines forwarded minus
+exactly what Envoy drops, Envoy's additions appended both ways, and everything unusual handed
+to the general path (a Connection header naming another header, pipelining, retries,
+Connection: close)."""
 
 from __future__ import annotations
 
@@ -111,14 +112,13 @@ async def test_request_lines_forwarded_with_envoy_additions() -> None:
             await raw_request(listen, b"GET /b HTTP/1.1\r\nHost: h\r\nX-Request-Id: given-1\r\n"
                                       b"X-Forwarded-Proto: https\r\n\r\n", read_until_close=False)
         cold, first, second = (h.decode("latin-1") for h in up.heads)
-        for head in (cold, first):  # the same request, each way
+        for head in (cold, first):  # the same request, whether a connection was idle or not
             lines = head.lower().split("\r\n")
             assert lines[:3] == ["get /a?b=1 http/1.1", "host: h", "x-mixed-case: v"]
             assert "x-forwarded-proto: http" in lines
             rid = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("x-request-id: ")]
             assert len(rid) == 1 and uuid.UUID(rid[0]).version == 4
-        lines = first.split("\r\n")
-        assert lines[:3] == ["GET /a?b=1 HTTP/1.1", "Host: h", "X-Mixed-Case: V"]  # as received
+
         assert "x-forwarded-proto: http" in lines
         rid = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("x-request-id: ")]
         assert len(rid) == 1 and uuid.UUID(rid[0]).version == 4

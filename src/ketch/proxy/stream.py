@@ -194,8 +194,7 @@ class Stream:
     timer = backoff_timer = cors = last_outcome = upstream_host = tunnel_att = None
     deadline_q = None  # the _RouteTimeouts this stream's route timeout is queued on
     deadline = 0.0
-    _upstream_headers: list[tuple[str, str]] | None = None  # see upstream_headers
-    raw_lines: bytes | None = None  # the request's header lines as received (Http1Downstream)
+    upstream_headers: list[tuple[str, str]] = []
     authority = request_id = ""
 
     def __init__(self, conn: Http1Downstream, head, h2=None, hdrs: dict[str, str] | None = None) -> None:
@@ -433,11 +432,7 @@ class Stream:
             return False
         self.wc = wc
         self.cluster = cluster
-        data = self._raw_request_head(action)
-        if data is None:
-            self._prepare(action, wc)
-        else:
-            self._set_timeout(action)
+        self._prepare(action, wc)
         pool = cluster.pools.get(host.address)
         requests = cluster.breakers.default.requests
         if pool is None or not pool.idle or pool.idle[-1].closed or requests.count >= requests.max:
@@ -461,53 +456,17 @@ class Stream:
         if conn.idle_timer is not None:
             conn.idle_timer.cancel()
             conn.idle_timer = None
-        if data is None:
-            headers = self.upstream_headers
-            if self.route.include_attempt_count:
-                headers = headers + [("x-envoy-attempt-count", "1")]
-            data = encode_request_head(head.method, self.upstream_target, headers)
+        headers = self.upstream_headers
+        if self.route.include_attempt_count:
+            headers = headers + [("x-envoy-attempt-count", "1")]
+        data = encode_request_head(head.method, self.upstream_target, headers)
         att.sent_at = _monotonic()
         conn.transport.write(data)
         return True
 
-    def _raw_request_head(self, action: RouteAction) -> bytes | None:
-        """The first try's request head from the header lines as they arrived, when nothing
-        in them is to be dropped or changed: only Envoy's additions are appended. None: the
-        header list is needed (`_prepare`)."""
-        raw = self.raw_lines
-        if raw is None:
-            return None
-        hdrs, hcm, route = self.hdrs, self.hcm, self.route
-        if (not _STRIP.isdisjoint(hdrs) or "expect" in hdrs or "host" not in hdrs or self.conn.external
-                or (hcm.use_remote_address and not hcm.skip_xff_append)
-                or (route.include_attempt_count and "x-envoy-attempt-count" in hdrs)):
-            return None
-        extra = "" if "x-forwarded-proto" in hdrs else "\r\nx-forwarded-proto: http"
-        rid = hdrs.get("x-request-id")
-        if rid is None and hcm.generate_request_id:
-            rid = _request_id()
-            extra = f"{extra}\r\nx-request-id: {rid}"
-        self.request_id = rid or ""
-        if route.include_attempt_count:
-            extra += "\r\nx-envoy-attempt-count: 1"
-        return b"%b%b%b" % (f"{self.head.method} {self.upstream_target} HTTP/1.1".encode("latin-1"), raw,
-                            f"{extra}\r\n\r\n".encode("latin-1"))
-
-    @property
-    def upstream_headers(self) -> list[tuple[str, str]]:
-        """The upstream request's headers (built on first use when the first try went raw)."""
-        headers = self._upstream_headers
-        if headers is None:
-            headers = self._upstream_headers = self._headers_list(self.route.action, self.wc)
-        return headers
-
-    @upstream_headers.setter
-    def upstream_headers(self, headers: list[tuple[str, str]]) -> None:
-        self._upstream_headers = headers
-
     def _prepare(self, action: RouteAction, wc) -> None:
         """The upstream request's headers and the route timeout (once per request, not per try)."""
-        self._upstream_headers = self._headers_list(action, wc)
+        self.upstream_headers = self._headers_list(action, wc)
         self._set_timeout(action)
 
     def _headers_list(self, action: RouteAction, wc) -> list[tuple[str, str]]:
@@ -535,7 +494,7 @@ class Stream:
             headers.append(("x-forwarded-proto", "http"))
         rid = hdrs.get("x-request-id")
         if rid is None and hcm.generate_request_id:
-            rid = self.request_id or _request_id()  # one id per request, whichever try asks first
+            rid = _request_id()
             headers.append(("x-request-id", rid))
         self.request_id = rid or ""
         if not route.plain:
