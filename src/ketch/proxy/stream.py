@@ -20,8 +20,8 @@ from ketch.proxy import retry as retry_mod
 from ketch.proxy.attempt import Attempt, MirrorAttempt
 from ketch.proxy.config import select_chain
 from ketch.proxy.filters import CORS, FAULT
-from ketch.proxy.http1 import (HOP_BY_HOP, LAST_CHUNK, encode_chunk, encode_request_head, encode_response_head,
-                               forward_block, status_line, strip_hop_by_hop)
+from ketch.proxy.http1 import (HOP_BY_HOP, LAST_CHUNK, _header_lines, encode_chunk, encode_request_head,
+                               encode_response_head, forward_block, status_line, strip_hop_by_hop)
 from ketch.proxy.lb import compute_hash
 from ketch.proxy.routing import DirectResponse, Redirect, RouteAction
 
@@ -194,7 +194,7 @@ class Stream:
     timer = backoff_timer = cors = last_outcome = upstream_host = tunnel_att = None
     deadline_q = None  # the _RouteTimeouts this stream's route timeout is queued on
     deadline = 0.0
-    upstream_headers: list[tuple[str, str]] = []
+    _upstream_headers: list[tuple[str, str]] | None = None  # see upstream_headers
     authority = request_id = ""
 
     def __init__(self, conn: Http1Downstream, head, h2=None, hdrs: dict[str, str] | None = None) -> None:
@@ -432,7 +432,11 @@ class Stream:
             return False
         self.wc = wc
         self.cluster = cluster
-        self._prepare(action, wc)
+        data = self._express_head()
+        if data is None:
+            self._prepare(action, wc)
+        else:
+            self._set_timeout(action)
         pool = cluster.pools.get(host.address)
         requests = cluster.breakers.default.requests
         if pool is None or not pool.idle or pool.idle[-1].closed or requests.count >= requests.max:
@@ -456,13 +460,47 @@ class Stream:
         if conn.idle_timer is not None:
             conn.idle_timer.cancel()
             conn.idle_timer = None
-        headers = self.upstream_headers
-        if self.route.include_attempt_count:
-            headers = headers + [("x-envoy-attempt-count", "1")]
-        data = encode_request_head(head.method, self.upstream_target, headers)
+        if data is None:
+            headers = self.upstream_headers
+            if self.route.include_attempt_count:
+                headers = headers + [("x-envoy-attempt-count", "1")]
+            data = encode_request_head(head.method, self.upstream_target, headers)
         att.sent_at = _monotonic()
         conn.transport.write(data)
         return True
+
+    def _express_head(self) -> bytes | None:
+        """The first try's request head written straight from the request's headers when none
+        of them is to be dropped or changed (only Envoy's additions follow them); the header
+        list is then built only if a retry needs it (`upstream_headers`). None: `_prepare`."""
+        hdrs, hcm, route = self.hdrs, self.hcm, self.route
+        if (not _STRIP.isdisjoint(hdrs) or "expect" in hdrs or "host" not in hdrs or self.conn.external
+                or (hcm.use_remote_address and not hcm.skip_xff_append)
+                or (route.include_attempt_count and "x-envoy-attempt-count" in hdrs)):
+            return None
+        extra = "" if "x-forwarded-proto" in hdrs else "x-forwarded-proto: http\r\n"
+        rid = hdrs.get("x-request-id")
+        if rid is None and hcm.generate_request_id:
+            rid = _request_id()
+            extra = f"{extra}x-request-id: {rid}\r\n"
+        self.request_id = rid or ""
+        if route.include_attempt_count:
+            extra += "x-envoy-attempt-count: 1\r\n"
+        head = self.head
+        return f"{head.method} {self.upstream_target} HTTP/1.1\r\n{_header_lines(head.headers)}{extra}\r\n".encode(
+            "latin-1")
+
+    @property
+    def upstream_headers(self) -> list[tuple[str, str]]:
+        """The upstream request's headers (built on first use when the first try went express)."""
+        headers = self._upstream_headers
+        if headers is None:
+            headers = self._upstream_headers = self._headers_list(self.route.action, self.wc)
+        return headers
+
+    @upstream_headers.setter
+    def upstream_headers(self, headers: list[tuple[str, str]]) -> None:
+        self._upstream_headers = headers
 
     def _prepare(self, action: RouteAction, wc) -> None:
         """The upstream request's headers and the route timeout (once per request, not per try)."""
@@ -494,7 +532,7 @@ class Stream:
             headers.append(("x-forwarded-proto", "http"))
         rid = hdrs.get("x-request-id")
         if rid is None and hcm.generate_request_id:
-            rid = _request_id()
+            rid = self.request_id or _request_id()  # one id per request, whichever try asks first
             headers.append(("x-request-id", rid))
         self.request_id = rid or ""
         if not route.plain:
