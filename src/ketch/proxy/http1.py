@@ -147,7 +147,11 @@ _CONNECTION_SIMPLE = re.compile(rb"\nconnection:[ \t]*(?:keep-alive|close)[ \t]*
 
 def _connection_simple(low: bytes) -> bool:
     """The one Connection header names nothing but keep-alive/close (nothing else to strip)."""
-    return _CONNECTION_SIMPLE.search(low) is not None and low.count(b"\nconnection:") == 1
+    if low.count(b"\nconnection:") != 1:
+        return False
+    if b"\nconnection: keep-alive\r" in low or low.endswith(b"\nconnection: keep-alive"):
+        return True  # what nginx and most servers send, without the regex
+    return _CONNECTION_SIMPLE.search(low) is not None
 
 
 # Hop-by-hop header lines of a raw response block (and `server`, for OVERWRITE), in one pass.

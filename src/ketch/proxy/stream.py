@@ -140,7 +140,11 @@ def route_timeout(loop, delay: float, stream) -> None:
     q = queues.get(delay)
     if q is None:
         q = queues[delay] = _RouteTimeouts(loop, delay)
+    _ROUTE_TIMEOUTS_BY_DELAY[delay] = q  # the last loop's queues, one lookup away
     q.add(stream)
+
+
+_ROUTE_TIMEOUTS_BY_DELAY: dict[float, _RouteTimeouts] = {}
 
 
 _GRPC_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -553,7 +557,11 @@ class Stream:
         if action.max_stream_duration:
             timeout = min(timeout, action.max_stream_duration) if timeout else action.max_stream_duration
         if timeout:
-            route_timeout(self.state.loop, timeout, self)
+            q = _ROUTE_TIMEOUTS_BY_DELAY.get(timeout)  # this loop's queue for that length, if known
+            if q is not None and q.loop is self.state.loop:
+                q.add(self)
+            else:
+                route_timeout(self.state.loop, timeout, self)
 
     def _rewrite(self, action: RouteAction, wc, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Path and host rewrites and header operations (routes that are not `plain`)."""
