@@ -43,6 +43,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(names: tuple[str, ...]) -> dict[str, int]:
+    """Distinct free ports: all sockets are held open until every one is chosen."""
+    socks = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return {n: s.getsockname()[1] for n, s in zip(names, socks)}
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -218,8 +232,7 @@ def main() -> None:
             sys.exit(f"{tool} is missing: apt-get install -y nginx-light wrk")
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="ketch-bench-"))
-    ports = {k: free_port() for k in ("up", "n1", "n2a", "k1", "k2a", "k2b",
-                                      "ad1", "ad2a", "ad2b", "b1", "b2a", "b2b")}
+    ports = free_ports(("up", "n1", "n2a", "k1", "k2a", "k2b", "ad1", "ad2a", "ad2b", "b1", "b2a", "b2b"))
     ketch = [str(ROOT / ".venv/bin/ketch")] if (ROOT / ".venv/bin/ketch").exists() else \
         [PY, "-m", "ketch"]
     try:
