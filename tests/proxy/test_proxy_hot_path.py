@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from ketch.proxy.http1 import RequestDecoder, ResponseDecoder, strip_hop_by_hop
+from ketch.proxy.http1 import RequestDecoder, strip_hop_by_hop
 from ketch.proxy.stream import _TIMEOUT_QUEUES, _request_id, _RouteTimeouts, route_timeout
 
 
@@ -93,12 +93,18 @@ class _Sink:
 
 
 def test_trailers_do_not_leak_into_the_next_head() -> None:
-    sink = _Sink()
-    d = ResponseDecoder(sink)
-    d.feed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n"
-           b"HTTP/1.1 100 Continue\r\nx-info: 1\r\n\r\nHTTP/1.1 204 No Content\r\nx-b: 2\r\n\r\n")
-    assert [h.status for h in sink.heads] == [200, 204]
-    assert sink.heads[1].headers == [("x-b", "2")] and sink.ends == 2
+    from test_proxy_http1_codec import Exchange, upstream_connection
+
+    conn, _ = upstream_connection()
+    ex = Exchange()
+    conn.start(ex, head_request=False)
+    conn.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n")
+    ex2 = Exchange()
+    conn.start(ex2, head_request=False)
+    conn.data_received(b"HTTP/1.1 100 Continue\r\nx-info: 1\r\n\r\nHTTP/1.1 204 No Content\r\nx-b: 2\r\n\r\n")
+    assert [h.status for h in ex.heads + ex2.heads] == [200, 204]
+    assert ex.body == b"abc" and ex.ends == 1
+    assert ex2.heads[0].headers == [("x-b", "2")] and ex2.ends == 1
     req = _Sink()
     r = RequestDecoder(req)
     r.feed(b"POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx-t: 1\r\n\r\n"

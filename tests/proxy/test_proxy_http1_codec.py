@@ -6,8 +6,66 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketch.proxy.http1 import (ProtocolError, RequestDecoder, ResponseDecoder, encode_chunk, encode_request_head,
-                               strip_hop_by_hop)
+from ketch.proxy.http1 import ProtocolError, RequestDecoder, encode_chunk, encode_request_head, strip_hop_by_hop
+from ketch.proxy.stats import Counter
+from ketch.proxy.upstream import UpstreamConnection
+
+
+class Exchange:
+    """What an upstream connection drives: the callbacks of one exchange (an Attempt's)."""
+
+    stream = None  # no downstream stream: the express path never applies
+    downstream = None
+
+    def __init__(self) -> None:
+        self.heads, self.body, self.ends, self.resets = [], b"", 0, []
+
+    def on_response_head(self, head) -> None:
+        self.heads.append(head)
+
+    def on_response_body(self, data: bytes) -> None:
+        self.body += data
+
+    def on_response_end(self) -> None:
+        self.ends += 1
+
+    def on_upstream_reset(self, reason: str) -> None:
+        self.resets.append(reason)
+
+
+class Pool:
+    """The HostPool side of an UpstreamConnection: stats, release, close."""
+
+    class cluster:
+        class stats:
+            upstream_cx_protocol_error = Counter("e", "e", ())
+
+    def __init__(self) -> None:
+        self.released: list[bool] = []
+
+    def release(self, conn, reusable: bool) -> None:
+        self.released.append(reusable)
+
+    def on_closed(self, conn) -> None:
+        pass
+
+
+class Transport:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def upstream_connection() -> tuple[UpstreamConnection, Pool]:
+    pool = Pool()
+    conn = UpstreamConnection(pool)  # type: ignore[arg-type]
+    conn.connection_made(Transport())
+    return conn, pool
 
 
 class Events:
@@ -75,15 +133,32 @@ def test_request_framing_and_errors():
     assert err.value.status == 431
 
 
-def test_response_decoder_head_1xx_and_until_close():
-    ev = Events()
-    d = ResponseDecoder(ev)
-    d.head_request = True
-    d.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
-    assert ev.ends == 1 and ev.heads[0].content_length == 10
-    d.head_request = False
-    d.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
-    assert [h.status for h in ev.heads] == [200, 204] and ev.ends == 2
+def test_upstream_response_head_1xx_and_parser_reset():
+    conn, pool = upstream_connection()
+    ex = Exchange()
+    conn.start(ex, head_request=True)  # a HEAD: the message ends at its head
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    assert ex.ends == 1 and ex.heads[0].content_length == 10 and pool.released == [True]
+    ex2 = Exchange()
+    conn.start(ex2, head_request=False)  # llhttp would still wait for those 10 bytes: a fresh parser
+    conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX-B: 2\r\n\r\n")
+    assert [h.status for h in ex2.heads] == [204] and ex2.ends == 1
+    assert ex2.heads[0].headers == [("x-b", "2")] and pool.released == [True, True]
+
+
+def test_upstream_response_framing_from_the_raw_head():
+    conn, _ = upstream_connection()
+    ex = Exchange()
+    conn.start(ex, head_request=False)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive, X-Drop\r\n"
+                       b"X-Drop: 1\r\n\r\nabc")
+    head = ex.heads[0]
+    assert head.content_length == 3 and not head.chunked and not head.simple  # Connection names a header
+    assert ex.body == b"abc" and ex.ends == 1
+    ex = Exchange()
+    conn.start(ex, head_request=False)
+    conn.data_received(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: gzip\r\n\r\n")
+    assert ex.heads == [] and ex.resets and "protocol error" in ex.resets[0]
 
 
 def test_serializers():

@@ -138,24 +138,14 @@ class _BudgetedRetries(Resource):
         return max(self.budget.min_retry_concurrency,
                    int(self.budget.budget_percent / 100.0 * active))
 
+    # the budget moves with the requests in flight: refresh the limit, then the base logic
     def try_acquire(self) -> bool:
-        limit = self.limit()
-        count = self.count
-        if count >= limit:
-            if self.overflow is not None:
-                self.overflow.value += 1
-            return False
-        self.count = count = count + 1
-        if self.remaining_gauge is not None or count >= limit:
-            self._publish()
-        return True
+        self.max = self.limit()
+        return Resource.try_acquire(self)
 
     def release(self) -> None:
-        count = self.count
-        if count > 0:
-            self.count = count - 1
-        if self.remaining_gauge is not None or count >= self.limit():
-            self._publish()
+        self.max = self.limit()
+        Resource.release(self)
 
 
 class ResourceManager:

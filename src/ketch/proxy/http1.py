@@ -1,8 +1,11 @@
 """HTTP/1.1 codec: httptools (llhttp) parsing wrapped into stream events, plus serializers.
 
-No sockets here: `RequestDecoder.feed(data)` and `ResponseDecoder.feed(data)` call the
-handler's `on_head`, `on_body`, `on_end` (and for upgrades `on_upgrade(rest)`); a malformed
-message raises `ProtocolError(status, reason)`: whose fault and what to answer.
+No sockets here: `RequestDecoder.feed(data)` calls the handler's `on_head`, `on_body`,
+`on_end` (and for upgrades `on_upgrade(rest)`); a malformed message raises
+`ProtocolError(status, reason)`: whose fault and what to answer. (The proxy's own
+connections are llhttp's callback objects directly: hcm.Http1Downstream for requests,
+upstream.UpstreamConnection for responses, which keeps the raw response head: see
+`ResponseHead`, `response_head_from_block`, `forward_block` below.)
 
 Strictness (request smuggling defence): llhttp already rejects Content-Length together with
 Transfer-Encoding, duplicate Content-Length, bad chunk sizes, bare LF and whitespace before
@@ -244,68 +247,6 @@ class RequestDecoder:
     def on_message_complete(self) -> None:
         if self._headers:
             self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
-        self._handler.on_end()
-
-
-class ResponseDecoder:
-    """llhttp for responses; knows when the request was HEAD (no body follows)."""
-
-    __slots__ = ("_parser", "_handler", "_headers", "_hsize", "head_request", "_done_early")
-
-    def __init__(self, handler) -> None:
-        self._handler = handler
-        self._parser = httptools.HttpResponseParser(self)
-        self._headers: list[tuple[str, str]] = []
-        self._hsize = 0
-        self.head_request = False
-        self._done_early = False
-
-    def feed(self, data: bytes) -> None:
-        if self._done_early:
-            # The message ended at its head (HEAD, 1xx/204/304 handled by llhttp): a new parser
-            # for the next exchange, since llhttp would otherwise wait for a body.
-            self._parser = httptools.HttpResponseParser(self)
-            self._done_early = False
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            offset = exc.args[0] if exc.args else len(data)
-            self._handler.on_upgrade(data[offset:])
-        except httptools.HttpParserError as exc:
-            if isinstance(exc.__context__, ProtocolError):
-                raise exc.__context__ from None
-            raise ProtocolError(502, str(exc) or "malformed response") from None
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        size = self._hsize = self._hsize + len(name) + len(value)
-        headers = self._headers
-        if size > 98304 or len(headers) >= 200:
-            raise ProtocolError(502, "upstream headers too large")
-        headers.append((name.lower().decode("latin-1"), value.decode("latin-1")))
-
-    def on_headers_complete(self) -> None:
-        p = self._parser
-        status = p.get_status_code()
-        headers, self._headers, self._hsize = self._headers, [], 0
-        if 100 <= status < 200 and status != 101:
-            return  # informational: the final response follows
-        chunked, length = _framing(headers)
-        self._handler.on_head(ResponseHead(status, headers, p.should_keep_alive(), chunked, length,
-                                           p.get_http_version()))
-        if self.head_request and status != 101:
-            self._done_early = True
-            self._handler.on_end()
-
-    def on_body(self, body: bytes) -> None:
-        self._handler.on_body(body)
-
-    def on_message_complete(self) -> None:
-        if self._headers:
-            self._headers, self._hsize = [], 0  # chunked trailers: not forwarded
-        if self._done_early:
-            return
-        if 100 <= self._parser.get_status_code() < 200:
-            return  # informational, or 101 whose upgrade (tunnel) follows
         self._handler.on_end()
 
 
