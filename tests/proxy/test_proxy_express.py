@@ -7,8 +7,10 @@ Connection: close)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 
 from conftest import free_port
 from proxy_harness import bootstrap, cluster, http_listener, raw_request, route, running_proxy, vhost
@@ -61,164 +63,126 @@ def _proxy(port: int, up: int, **vh) -> dict:
     return bootstrap([http_listener(port, vhost(route("c"), **vh))], [cluster("c", up)])
 
 
+@contextlib.asynccontextmanager
+async def scripted(*answers: bytes, bootstrap_for=_proxy) -> AsyncIterator[tuple[ScriptedUpstream, int]]:
+    """A scripted upstream and a proxy in front of it; yields the upstream and the proxy's port."""
+    up = ScriptedUpstream(*answers)
+    port = await up.start()
+    listen = free_port()
+    try:
+        async with running_proxy(bootstrap_for(listen, port)):
+            yield up, listen
+    finally:
+        await up.stop()
+
+
 OK_NGINX = (b"HTTP/1.1 200 OK\r\nServer: up\r\nX-Custom: A\r\nKeep-Alive: timeout=5\r\n"
             b"Connection: keep-alive\r\nContent-Length: 5\r\n\r\nhello")
 
 
 async def test_response_lines_forwarded_minus_hop_by_hop_and_connection_reused() -> None:
-    up = ScriptedUpstream(OK_NGINX)
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            for _ in range(2):
-                head, body = _split(await raw_request(
-                    listen, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
-                lines = head.split("\r\n")
-                assert lines[0] == "HTTP/1.1 200 OK" and body == b"hello"
-                assert "X-Custom: A" in lines and "Content-Length: 5" in lines
-                low = head.lower()
-                assert "keep-alive:" not in low and low.count("\r\nserver:") == 1 and "\r\nserver: envoy" in low
-                assert re.search(r"\r\nx-envoy-upstream-service-time: \d+", head)
-                assert "connection: close" in low  # the downstream asked to close
-            assert up.connections == 1  # the upstream connection went back to the pool both times
-    finally:
-        await up.stop()
+    async with scripted(OK_NGINX) as (up, listen):
+        for _ in range(2):
+            head, body = _split(await raw_request(
+                listen, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+            lines = head.split("\r\n")
+            assert lines[0] == "HTTP/1.1 200 OK" and body == b"hello"
+            assert "X-Custom: A" in lines and "Content-Length: 5" in lines
+            low = head.lower()
+            assert "keep-alive:" not in low and low.count("\r\nserver:") == 1 and "\r\nserver: envoy" in low
+            assert re.search(r"\r\nx-envoy-upstream-service-time: \d+", head)
+            assert "connection: close" in low  # the downstream asked to close
+        assert up.connections == 1  # the upstream connection went back to the pool both times
 
 
 async def test_connection_header_naming_another_is_stripped_too() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
-                          b"X-Public: 2\r\nContent-Length: 2\r\n\r\nok")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            head, body = _split(await raw_request(listen, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
-            assert body == b"ok" and "x-public: 2" in head.lower()
-            assert "x-secret" not in head.lower()
-    finally:
-        await up.stop()
+    async with scripted(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
+                        b"X-Public: 2\r\nContent-Length: 2\r\n\r\nok") as (up, listen):
+        head, body = _split(await raw_request(listen, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+        assert body == b"ok" and "x-public: 2" in head.lower()
+        assert "x-secret" not in head.lower()
 
 
 async def test_request_lines_forwarded_with_envoy_additions() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            for _ in range(2):  # the first opens the upstream connection; the second finds it idle
-                await raw_request(listen, b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\n\r\n",
-                                  read_until_close=False)
-            await raw_request(listen, b"GET /b HTTP/1.1\r\nHost: h\r\nX-Request-Id: given-1\r\n"
-                                      b"X-Forwarded-Proto: https\r\n\r\n", read_until_close=False)
-        cold, first, second = (h.decode("latin-1") for h in up.heads)
-        for head in (cold, first):  # the same request, whether a connection was idle or not
-            lines = head.lower().split("\r\n")
-            assert lines[:3] == ["get /a?b=1 http/1.1", "host: h", "x-mixed-case: v"]
-            assert "x-forwarded-proto: http" in lines
-            rid = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("x-request-id: ")]
-            assert len(rid) == 1 and uuid.UUID(rid[0]).version == 4
-
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as (up, listen):
+        for _ in range(2):  # the first opens the upstream connection; the second finds it idle
+            await raw_request(listen, b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: V\r\n\r\n",
+                              read_until_close=False)
+        await raw_request(listen, b"GET /b HTTP/1.1\r\nHost: h\r\nX-Request-Id: given-1\r\n"
+                                  b"X-Forwarded-Proto: https\r\n\r\n", read_until_close=False)
+    cold, first, second = (h.decode("latin-1") for h in up.heads)
+    for head in (cold, first):  # the same request, whether a connection was idle or not
+        lines = head.lower().split("\r\n")
+        assert lines[:3] == ["get /a?b=1 http/1.1", "host: h", "x-mixed-case: v"]
         assert "x-forwarded-proto: http" in lines
         rid = [ln.split(": ", 1)[1] for ln in lines if ln.startswith("x-request-id: ")]
         assert len(rid) == 1 and uuid.UUID(rid[0]).version == 4
-        low = second.lower()
-        assert low.count("x-request-id:") == 1 and "x-request-id: given-1" in low
-        assert low.count("x-forwarded-proto:") == 1 and "x-forwarded-proto: https" in low
-    finally:
-        await up.stop()
+    low = second.lower()
+    assert low.count("x-request-id:") == 1 and "x-request-id: given-1" in low
+    assert low.count("x-forwarded-proto:") == 1 and "x-forwarded-proto: https" in low
 
 
 async def test_hop_by_hop_request_headers_still_dropped() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            await raw_request(listen, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\n"
-                                      b"X-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\n\r\n", read_until_close=False)
-        low = up.heads[0].decode("latin-1").lower()
-        assert "x-end: 2" in low and "x-hop" not in low and "keep-alive" not in low
-    finally:
-        await up.stop()
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as (up, listen):
+        await raw_request(listen, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\n"
+                                  b"X-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\n\r\n", read_until_close=False)
+    low = up.heads[0].decode("latin-1").lower()
+    assert "x-end: 2" in low and "x-hop" not in low and "keep-alive" not in low
 
 
 async def test_pipelined_requests_in_one_write() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nzero",
-                          b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none",
-                          b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            await raw_request(listen, b"GET /0 HTTP/1.1\r\nHost: h\r\n\r\n", read_until_close=False)
-            up.heads.clear()
-            out = await raw_request(listen, b"GET /1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
-                                            b"GET /2 HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nConnection: close\r\n\r\n")
-        assert out.count(b"HTTP/1.1 200 OK") == 2
-        assert out.index(b"\r\n\r\none") < out.index(b"\r\n\r\ntwo")
-        first, second = (h.decode("latin-1").lower() for h in up.heads)
-        assert first.startswith("get /1 http/1.1\r\n") and "x-a: 1" in first and "x-b" not in first
-        assert second.startswith("get /2 http/1.1\r\n") and "x-b: 2" in second and "x-a" not in second
-    finally:
-        await up.stop()
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nzero",
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none",
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo") as (up, listen):
+        await raw_request(listen, b"GET /0 HTTP/1.1\r\nHost: h\r\n\r\n", read_until_close=False)
+        up.heads.clear()
+        out = await raw_request(listen, b"GET /1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
+                                        b"GET /2 HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert out.index(b"\r\n\r\none") < out.index(b"\r\n\r\ntwo")
+    first, second = (h.decode("latin-1").lower() for h in up.heads)
+    assert first.startswith("get /1 http/1.1\r\n") and "x-a: 1" in first and "x-b" not in first
+    assert second.startswith("get /2 http/1.1\r\n") and "x-b: 2" in second and "x-a" not in second
 
 
 async def test_retry_after_an_express_try_keeps_the_request_id() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
-                          b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    port = await up.start()
-    listen = free_port()
-    b = bootstrap([http_listener(listen, vhost(
-        route("c", retryPolicy={"retryOn": "5xx", "numRetries": 2, "retryBackOff": {"baseInterval": "0.001s"}}),
-        includeRequestAttemptCount=True))], [cluster("c", port)])
-    try:
-        async with running_proxy(b):
-            head, body = _split(await raw_request(listen, b"GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
-        assert head.startswith("HTTP/1.1 200") and body == b"ok"
-        tries = [h.decode("latin-1").lower() for h in up.heads]
-        assert len(tries) == 2
-        ids = [re.search(r"x-request-id: (\S+)", t).group(1) for t in tries]
-        assert ids[0] == ids[1]
-        assert "x-envoy-attempt-count: 1" in tries[0] and "x-envoy-attempt-count: 2" in tries[1]
-    finally:
-        await up.stop()
+    def boot(listen: int, port: int) -> dict:
+        return bootstrap([http_listener(listen, vhost(
+            route("c", retryPolicy={"retryOn": "5xx", "numRetries": 2, "retryBackOff": {"baseInterval": "0.001s"}}),
+            includeRequestAttemptCount=True))], [cluster("c", port)])
+    async with scripted(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", bootstrap_for=boot) as (up, listen):
+        head, body = _split(await raw_request(listen, b"GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert head.startswith("HTTP/1.1 200") and body == b"ok"
+    tries = [h.decode("latin-1").lower() for h in up.heads]
+    assert len(tries) == 2
+    ids = [re.search(r"x-request-id: (\S+)", t).group(1) for t in tries]
+    assert ids[0] == ids[1]
+    assert "x-envoy-attempt-count: 1" in tries[0] and "x-envoy-attempt-count: 2" in tries[1]
 
 
 async def test_upstream_connection_close_is_not_reused() -> None:
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            for _ in range(2):
-                head, body = _split(await raw_request(
-                    listen, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
-                assert head.startswith("HTTP/1.1 200") and body == b"ok"
-                assert "connection: close" in head.lower()
-        assert up.connections == 2
-    finally:
-        await up.stop()
+    async with scripted(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok") as (up, listen):
+        for _ in range(2):
+            head, body = _split(await raw_request(
+                listen, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+            assert head.startswith("HTTP/1.1 200") and body == b"ok"
+            assert "connection: close" in head.lower()
+    assert up.connections == 2
 
 
 async def test_pipelined_twins_keep_their_own_headers() -> None:
     """Two pipelined requests with the same request line: the second's header lines are its own."""
-    up = ScriptedUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    port = await up.start()
-    listen = free_port()
-    try:
-        async with running_proxy(_proxy(listen, port)):
-            # two upstream connections in the pool, so the second pipelined request finds one idle
-            await asyncio.gather(*(raw_request(listen, b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n",
-                                               read_until_close=False) for _ in range(2)))
-            assert up.connections == 2
-            up.heads.clear()
-            out = await raw_request(listen, b"GET /t HTTP/1.1\r\nHost: h\r\nX-One: 1\r\n\r\n"
-                                            b"GET /t HTTP/1.1\r\nHost: h\r\nX-Two: 2\r\n\r\n"
-                                            b"GET /end HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-        assert out.count(b"HTTP/1.1 200 OK") == 3
-        first, second, _ = (h.decode("latin-1").lower() for h in up.heads)
-        assert "x-one: 1" in first and "x-two" not in first
-        assert "x-two: 2" in second and "x-one" not in second
-    finally:
-        await up.stop()
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as (up, listen):
+        # two upstream connections in the pool, so the second pipelined request finds one idle
+        await asyncio.gather(*(raw_request(listen, b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n",
+                                           read_until_close=False) for _ in range(2)))
+        assert up.connections == 2
+        up.heads.clear()
+        out = await raw_request(listen, b"GET /t HTTP/1.1\r\nHost: h\r\nX-One: 1\r\n\r\n"
+                                        b"GET /t HTTP/1.1\r\nHost: h\r\nX-Two: 2\r\n\r\n"
+                                        b"GET /end HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 OK") == 3
+    first, second, _ = (h.decode("latin-1").lower() for h in up.heads)
+    assert "x-one: 1" in first and "x-two" not in first
+    assert "x-two: 2" in second and "x-one" not in second
