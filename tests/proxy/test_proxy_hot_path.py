@@ -111,3 +111,16 @@ def test_trailers_do_not_leak_into_the_next_head() -> None:
            b"GET /b HTTP/1.1\r\nhost: y\r\n\r\n")
     assert [(h.target, h.headers) for h in req.heads] == [
         ("/a", [("host", "x"), ("transfer-encoding", "chunked")]), ("/b", [("host", "y")])]
+
+
+def test_forward_block_strips_hop_by_hop_lines_in_any_case() -> None:
+    from ketch.proxy.http1 import forward_block
+
+    block = (b"HTTP/1.1 200 OK\r\nCONNECTION: keep-alive\r\nkEEp-ALIVE: x\r\nProxy-Authenticate: y\r\n"
+             b"TE: trailers\r\nUpgrade: h2c\r\nTrailer: x\r\nServer: s\r\nX-Server: keep\r\nServers: keep\r\n"
+             b"TEx: keep\r\nProxy-Connection: close\r\nproxy-authorization: z\r\nTransfer-Encoding: chunked\r\n"
+             b"Date: d")
+    kept = b"\r\nX-Server: keep\r\nServers: keep\r\nTEx: keep\r\nDate: d"
+    assert forward_block(block, drop_server=True) == kept
+    assert forward_block(block, drop_server=False) == b"\r\nServer: s" + kept
+    assert forward_block(b"HTTP/1.1 204 No Content", drop_server=True) == b""
