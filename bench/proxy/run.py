@@ -8,7 +8,8 @@ Shapes, all on loopback with free ports (never the system nginx):
   Ketch (``ketch proxy --bootstrap``, one process, static bootstrap, router + stats on);
 - bare: `bare.py`, a uvloop + httptools forwarder with no features — the floor for Python;
 - two hops: client → proxy A ("client sidecar") → proxy B ("server sidecar") → upstream.
-Measures: wrk at saturation (1 thread, 32 connections) through one hop; the open-loop
+Measures: wrk at saturation (1 thread, 32 connections) through one hop, in interleaved rounds
+(medians); the open-loop
 generator (`loadgen.py`, its own process) at a fixed rate for p50/p99 in every shape; CPU
 per 1000 requests/s of each proxy process from /proc (utime+stime over the fixed-rate run)
 and its RSS. Prints ratios against nginx and against the direct call from the same run.
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,6 +228,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved saturation rounds (medians reported)")
     a = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -261,9 +264,13 @@ def main() -> None:
         pid["n1w"] = [p for p in pid["n1"] if p != nginx["n1"].pid]  # the worker does the work
         pid["n2aw"] = [p for p in pid["n2a"] if p != nginx["n2a"].pid]
 
-        print(f"saturation: wrk -t1 -c32 -d{int(a.duration)}s", file=sys.stderr)
-        sat = {"direct": wrk(ports["up"], a.duration), "nginx": wrk(ports["n1"], a.duration),
-               "ketch": wrk(ports["k1"], a.duration), "bare": wrk(ports["b1"], a.duration)}
+        # Saturation in interleaved rounds (the VM's speed drifts over a minute): each round runs
+        # every shape for duration/rounds seconds; the medians and per-round ratios are reported.
+        per = max(2.0, a.duration / a.rounds)
+        print(f"saturation: {a.rounds} rounds of wrk -t1 -c32 -d{int(per)}s per shape", file=sys.stderr)
+        targets = {"direct": ports["up"], "nginx": ports["n1"], "ketch": ports["k1"], "bare": ports["b1"]}
+        rounds = [{shape: wrk(port, per) for shape, port in targets.items()} for _ in range(a.rounds)]
+        sat = {shape: statistics.median(r[shape] for r in rounds) for shape in targets}
         print(f"fixed rate: {a.rate:g} req/s for {a.duration:g}s", file=sys.stderr)
         fixed = {
             "direct": loadgen(ports["up"], a.rate, a.duration, []),
@@ -289,6 +296,8 @@ def main() -> None:
     summary = {
         "saturated_rps": sat,
         "ketch_vs_nginx_throughput": round(sat["ketch"] / sat["nginx"], 3),
+        "saturated_rounds": rounds,
+        "ketch_vs_nginx_per_round": [round(r["ketch"] / r["nginx"], 3) for r in rounds],
         "fixed_rate": fixed,
         "bare_vs_nginx_throughput": round(sat["bare"] / sat["nginx"], 3),
         "added_ms": {s: {"p50": added(s, "p50_ms"), "p99": added(s, "p99_ms")}
@@ -306,7 +315,8 @@ def main() -> None:
         a.json.write_text(json.dumps(summary, indent=2))
     print(f"\nsaturated: direct {sat['direct']:.0f}  nginx {sat['nginx']:.0f}  "
           f"ketch {sat['ketch']:.0f} bare {sat['bare']:.0f} req/s  "
-          f"(ketch/nginx {summary['ketch_vs_nginx_throughput']}, bare/nginx {summary['bare_vs_nginx_throughput']})")
+          f"(ketch/nginx {summary['ketch_vs_nginx_throughput']}, bare/nginx {summary['bare_vs_nginx_throughput']}; "
+          f"medians of {a.rounds} rounds, ketch/nginx per round {summary['ketch_vs_nginx_per_round']})")
     for s in ("direct", "nginx_1hop", "ketch_1hop", "bare_1hop", "nginx_2hop", "ketch_2hop", "bare_2hop"):
         f = fixed[s]
         print(f"{s:11s} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
