@@ -20,6 +20,7 @@ from itertools import repeat
 from operator import mul
 
 from ketch.proxy.config import ClusterConfig, EndpointConfig, ListenerConfig
+from ketch.proxy.heap import HeapTrimmer
 from ketch.proxy.listeners import ListenerManager
 from ketch.proxy.routing import RouteTable
 from ketch.proxy.stats import (ClusterStats, HttpStats, IstioMetrics, Store, bucket_indices, group_indices, istio_labels,
@@ -82,6 +83,7 @@ class ProxyState:
         self._labels: dict = {}
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.TimerHandle | None = None
+        self.heap = HeapTrimmer()  # returns what closed connections freed (see heap.py)
         # Per-request stats are deferred: observe() appends one record, flush_stats()
         # aggregates them in bulk before any read, at this bound, and once a sweep period.
         self._records: list[_Record] = []
@@ -116,6 +118,7 @@ class ProxyState:
                     st.timed_out("request")
                 elif hcm.stream_idle_timeout and now - st.last_active > hcm.stream_idle_timeout:
                     st.timed_out("stream")
+        self.heap.sweep(sum([s.downstream_cx_total.value for s in self._http_stats.values()]), now)
         self._sweeper = self.loop.call_later(period, self._sweep, period)
 
     def http_stats(self, prefix: str) -> HttpStats:

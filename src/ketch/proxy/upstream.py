@@ -30,9 +30,9 @@ from ketch.proxy.stats import ClusterStats, Store
 
 
 _monotonic = time.monotonic
-MAX_RESPONSE_HEAD = 98304
+MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
 # statuses whose response may take UpstreamConnection._express (bodies framed by Content-Length)
-_EXPRESS_STATUS = frozenset(range(200, 400)) - {204, 304}  # bytes of an upstream response head before it is a protocol error
+_EXPRESS_STATUS = frozenset(range(200, 400)) - {204, 304}
 
 
 class UpstreamConnection(asyncio.Protocol):
