@@ -46,15 +46,11 @@ class HeapTrimmer:
             self._mark = accepted
         if self.trim is None or accepted - self._mark < self.churn or now - self._last < self.interval:
             return False
-        self.trim_now(accepted, now)
+        self._mark, self._last = accepted, now
+        self.trim_now()
         return True
 
-    def trim_now(self, accepted: int | None = None, now: float | None = None) -> None:
-        if self.trim is None:
-            return
-        self.trim()
-        self.trims += 1
-        if accepted is not None:
-            self._mark = accepted
-        if now is not None:
-            self._last = now
+    def trim_now(self) -> None:
+        if self.trim is not None:
+            self.trim()
+            self.trims += 1
