@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv system demo test clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/ketch/proxy/_http1_scan.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

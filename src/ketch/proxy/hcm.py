@@ -18,6 +18,7 @@ import httptools
 from ketch.proxy.http1 import MAX_HEADERS, ProtocolError, RequestHead, _framing, encode_response_head
 from ketch.proxy.stream import Stream
 
+from ketch.proxy.http1_scan import scan_request as _scan_request  # None: llhttp takes every message
 _monotonic = time.monotonic
 _new_head = tuple.__new__
 
@@ -55,6 +56,7 @@ class Http1Downstream:
         self.idle_timer = None
         self.corked: list[bytes] | None = None
         self.fresh = True
+        self.in_message = False  # llhttp has begun a message it has not completed
         self.listener_name = ""
         self.external = hcm.use_remote_address and not _internal(peer[0])
         self.drain_after = False  # its listener was removed: close after the current response
@@ -84,6 +86,13 @@ class Http1Downstream:
                 H2Downstream(self).takeover(self.transport, data)
                 return
         self._fed += len(data)
+        if (_scan_request is not None and not self.in_message and self.parsing is None
+                and self._fed - self._fed_mark <= self.header_limit):
+            scanned = _scan_request(data)
+            if scanned is not None:
+                self._fed_mark = self._fed
+                self._whole_request(*scanned)
+                return
         try:
             self.parser.feed_data(data)
             if (self._headers or self._url) and (self._fed - self._fed_mark > self.header_limit
@@ -128,7 +137,29 @@ class Http1Downstream:
         if self.streams:
             self.streams[0].resume_response()
 
-    # -- llhttp callbacks (strictness: see http1.py; no on_message_begin: one call fewer)
+    def _whole_request(self, method: str, target: str, headers: list[tuple[str, str]], hdrs: dict[str, str],
+                       keep_alive: bool) -> None:
+        """A whole bodiless request scanned in C (llhttp never saw it and stays between
+        messages): what on_headers_complete and on_message_complete do for it."""
+        stats = self.stats
+        stats.downstream_rq_total.value += 1
+        stats.downstream_rq_http1_total.value += 1
+        stats.downstream_rq_active.value += 1
+        stream = Stream(self, _new_head(RequestHead, (method, target, "1.1", headers, keep_alive, False, None, False)),
+                        None, hdrs)
+        streams = self.streams
+        streams.append(stream)
+        if len(streams) == 1:
+            stream.start()
+        elif not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        stream.on_request_end()
+
+    # -- llhttp callbacks (strictness: see http1.py)
+    def on_message_begin(self) -> None:
+        self.in_message = True
+
     def on_url(self, url: bytes) -> None:
         self._url += url
 
@@ -184,6 +215,7 @@ class Http1Downstream:
             self.parsing.on_request_body(data)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         self._fed_mark = self._fed  # the next head starts after this
         if self._headers:
             self._headers = []  # chunked trailers: not forwarded

@@ -28,6 +28,7 @@ from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
 from ketch.proxy.stats import ClusterStats, Store
 
+from ketch.proxy.http1_scan import scan_response as _scan_response  # None: llhttp takes every message
 
 _monotonic = time.monotonic
 MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
@@ -80,6 +81,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         buf = self.head_buf
         if buf is not None:
+            if not buf and _scan_response is not None and not self.done_early and self._whole(ex, data):
+                return
             buf.append(data)
             self.head_len += len(data)
         down = ex.downstream
@@ -178,6 +181,45 @@ class UpstreamConnection(asyncio.Protocol):
             status_line(status), forward_block(block, hcm.server_header == "OVERWRITE"),
             f"\r\nx-envoy-upstream-service-time: {int((_monotonic() - att.sent_at) * 1000)}{hcm.server_tail}"
             .encode("latin-1")))
+        return True
+
+    def _whole(self, att, data: bytes) -> bool:
+        """A whole plain response in one read, for a stream on the express path: scanned in C
+        and forwarded without llhttp (which never sees it and stays between messages). Does
+        what `_express`, `on_body` and `on_message_complete` do for it; False: nothing done."""
+        s = att.stream
+        if (s is None or not s.express or s.attempt is not att or s.done or not s.keep_alive or not s.request_complete
+                or self.head_request or s.state.draining or s.conn.drain_after):
+            return False
+        hcm = s.hcm
+        scanned = _scan_response(data, hcm.server_header == "OVERWRITE")
+        if scanned is None:
+            return False
+        status, lines, body_start = scanned
+        now = _monotonic()
+        cluster = att.cluster
+        if cluster.outlier is not None:
+            cluster.outlier_response(att.host, status)
+        s.status = status
+        s.response_started = True
+        s.resp_bytes += len(data) - body_start
+        s.last_active = now
+        s.conn.write(b"%b%b%b%b" % (
+            status_line(status), lines,
+            f"\r\nx-envoy-upstream-service-time: {int((now - att.sent_at) * 1000)}{hcm.server_tail}".encode("latin-1"),
+            memoryview(data)[body_start:]))
+        self.head_buf = None
+        self.keep_alive = True
+        self.exchange = None
+        self.served += 1
+        if att.per_try is None and not att.released:
+            att.released = True
+            cluster.release_request(att.host)
+            s.finish()
+        else:
+            att.on_response_end()
+        if not self.closed:
+            self.pool.release(self, True)
         return True
 
     def _head(self, p, raw: bytes, end: int, status: int) -> None:

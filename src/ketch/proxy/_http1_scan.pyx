@@ -1,0 +1,283 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Whole-message scanners for the HTTP/1.1 express path (compiled; optional).
+
+The proxy's codec is llhttp (httptools), driven through Python callbacks: five or more
+C -> Python calls and a dozen small objects per message. Most messages in a mesh are one
+read holding one small, plain message, and for exactly that shape these scanners do the
+work in one C pass and return what the express path needs.
+
+They are *conservative*: they accept a subset of what llhttp accepts (HTTP/1.1 only, CRLF
+line ends, token header names followed directly by the colon, visible-ASCII/obs-text
+values, no obs-fold, no Transfer-Encoding, exactly the framing asked for) and return None
+for anything else, which then goes to llhttp exactly as before. So strictness is never
+weaker than llhttp's: an input either parses here the way llhttp parses it or is not
+touched (tests/proxy/test_http1_scan.py checks that against llhttp, input by input).
+
+Without a C compiler the module is simply absent and every message takes llhttp.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from libc.string cimport memcmp, memcpy
+
+cdef unsigned char TCHAR[256]   # RFC 9110 token characters
+cdef unsigned char VCHAR[256]   # field-value characters: VCHAR, obs-text, SP, HTAB
+cdef unsigned char LOWER[256]
+
+cdef void _init_tables():
+    cdef int c
+    cdef bytes extra = b"!#$%&'*+-.^_`|~"
+    for c in range(256):
+        TCHAR[c] = 0
+        VCHAR[c] = 1 if (c == 9 or c == 32 or (33 <= c <= 126) or c >= 128) else 0
+        LOWER[c] = c + 32 if 65 <= c <= 90 else c
+    for c in range(ord("0"), ord("9") + 1):
+        TCHAR[c] = 1
+    for c in range(ord("a"), ord("z") + 1):
+        TCHAR[c] = 1
+        TCHAR[c - 32] = 1
+    for c in extra:
+        TCHAR[c] = 1
+
+_init_tables()
+
+# names (lower case) of response header lines the proxy drops (hop by hop)
+cdef tuple HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+                         b"proxy-authenticate", b"proxy-authorization")
+
+cdef enum:
+    MAX_HEAD = 8192  # a longer head is not the common case: llhttp takes it
+    MAX_LINES = 100
+
+
+cdef inline bint _name_is(const unsigned char* p, Py_ssize_t n, bytes name):
+    """The header name p[:n] equals `name` (lower case), ignoring ASCII case."""
+    cdef Py_ssize_t i
+    cdef const unsigned char* q
+    if n != PyBytes_GET_SIZE(name):
+        return False
+    q = <const unsigned char*> PyBytes_AS_STRING(name)
+    for i in range(n):
+        if LOWER[p[i]] != q[i]:
+            return False
+    return True
+
+
+cdef inline bint _value_is(const unsigned char* p, Py_ssize_t n, bytes value):
+    cdef Py_ssize_t i
+    cdef const unsigned char* q
+    if n != PyBytes_GET_SIZE(value):
+        return False
+    q = <const unsigned char*> PyBytes_AS_STRING(value)
+    for i in range(n):
+        if LOWER[p[i]] != q[i]:
+            return False
+    return True
+
+
+def scan_response(bytes data, bint drop_server):
+    """One whole plain response filling `data`: `(status, lines, body_start)`, else None.
+
+    Accepted: `HTTP/1.1 <2xx/3xx but 204/304> <reason>`, header lines as described in the
+    module docstring, exactly one Content-Length (digits), no Transfer-Encoding, no
+    Connection header or `Connection: keep-alive`, and the body filling the rest of
+    `data` exactly. `lines` is the header block to forward: every line led by CRLF, without
+    the status line, the hop-by-hop lines (and `server` when `drop_server`)."""
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i, j, k, line_start, name_end, v0, v1, head_end = -1
+    cdef Py_ssize_t lines = 0, out_len = 0, copy_from
+    cdef int status
+    cdef long long length = -1
+    cdef bint drop
+    cdef bytes name, out
+    cdef char* q
+    cdef Py_ssize_t spans[2 * (MAX_LINES + 1)]
+    cdef int nspans = 0
+    if n < 17 or memcmp(p, b"HTTP/1.1 ", 9) != 0:
+        return None
+    if not (48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57) or p[12] != 32:
+        return None
+    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+    if status < 200 or status >= 400 or status == 204 or status == 304:
+        return None
+    i = 13
+    while i < n and p[i] != 13:  # the reason phrase
+        if not VCHAR[p[i]]:
+            return None
+        i += 1
+    if i + 1 >= n or p[i + 1] != 10:
+        return None
+    i += 2
+    copy_from = i - 2  # forwarded lines start with the CRLF that ends the previous line
+    while True:
+        if i + 1 >= n or i > MAX_HEAD:
+            return None
+        if p[i] == 13:  # the empty line: end of head
+            if p[i + 1] != 10:
+                return None
+            head_end = i
+            break
+        line_start = i
+        while i < n and TCHAR[p[i]]:
+            i += 1
+        if i == line_start or i >= n or p[i] != 58:  # empty name, or not `name:`
+            return None
+        name_end = i
+        i += 1
+        while i < n and (p[i] == 32 or p[i] == 9):
+            i += 1
+        v0 = i
+        while i < n and p[i] != 13:
+            if not VCHAR[p[i]]:
+                return None
+            i += 1
+        if i + 1 >= n or p[i + 1] != 10:
+            return None
+        v1 = i
+        while v1 > v0 and (p[v1 - 1] == 32 or p[v1 - 1] == 9):
+            v1 -= 1
+        i += 2
+        lines += 1
+        if lines > MAX_LINES:
+            return None
+        k = name_end - line_start
+        drop = False
+        if k == 14 and _name_is(p + line_start, k, b"content-length"):
+            if length >= 0 or v1 == v0 or v1 - v0 > 15:
+                return None
+            length = 0
+            for j in range(v0, v1):
+                if not (48 <= p[j] <= 57):
+                    return None
+                length = length * 10 + (p[j] - 48)
+        elif k == 17 and _name_is(p + line_start, k, b"transfer-encoding"):
+            return None
+        elif k == 10 and _name_is(p + line_start, k, b"connection"):
+            if not _value_is(p + v0, v1 - v0, b"keep-alive"):
+                return None
+            drop = True
+        elif drop_server and k == 6 and _name_is(p + line_start, k, b"server"):
+            drop = True
+        else:
+            for name in HOP_BY_HOP:
+                if _name_is(p + line_start, k, name):
+                    drop = True
+                    break
+        if drop:
+            # forward [copy_from, line_start - 2): the lines before this one
+            if line_start - 2 > copy_from:
+                spans[nspans] = copy_from
+                spans[nspans + 1] = line_start - 2
+                nspans += 2
+                out_len += line_start - 2 - copy_from
+            copy_from = i - 2
+    if length < 0 or head_end + 2 + length != n:
+        return None
+    if head_end - 2 > copy_from:
+        spans[nspans] = copy_from
+        spans[nspans + 1] = head_end - 2
+        nspans += 2
+        out_len += head_end - 2 - copy_from
+    if nspans == 0:
+        out = b""
+    elif nspans == 2:
+        out = data[spans[0]:spans[1]]
+    else:
+        out = PyBytes_FromStringAndSize(NULL, out_len)
+        q = PyBytes_AS_STRING(out)
+        k = 0
+        for j in range(0, nspans, 2):
+            memcpy(q + k, p + spans[j], spans[j + 1] - spans[j])
+            k += spans[j + 1] - spans[j]
+    return status, out, head_end + 2
+
+
+# methods a bodiless request may use here (CONNECT and the WebDAV ones go to llhttp)
+cdef dict METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+
+
+def scan_request(bytes data):
+    """One whole bodiless request filling `data`: `(method, target, headers, hdrs, keep_alive)`,
+    else None.
+
+    Accepted: `<method> /<target> HTTP/1.1` (origin form, visible ASCII), header lines as in
+    the module docstring with a Host and without Content-Length, Transfer-Encoding, Upgrade
+    or Expect, no repeated header name, a Connection header (if any) of exactly
+    `keep-alive` or `close`, and nothing after the empty line. `headers` is a list of
+    (lower-case name, value) pairs in order and `hdrs` the same as a dict, as the llhttp
+    callbacks build them (latin-1 decoded, the value without surrounding blanks)."""
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i = 0, t0, line_start, name_end, v0, v1, k, j
+    cdef bint keep_alive = True, host = False
+    cdef list headers = []
+    cdef dict hdrs = {}
+    cdef str name, value
+    cdef char lowered[64]
+    if n < 16 or n > MAX_HEAD:
+        return None
+    while i < n and i < 8 and 65 <= p[i] <= 90:
+        i += 1
+    if i >= n or p[i] != 32:
+        return None
+    method = METHODS.get(data[:i])
+    if method is None:
+        return None
+    i += 1
+    t0 = i
+    if p[i] != 47:  # origin form only
+        return None
+    while i < n and 33 <= p[i] <= 126:
+        i += 1
+    if i + 11 > n or memcmp(p + i, b" HTTP/1.1\r\n", 11) != 0:
+        return None
+    target = (data[t0:i]).decode("latin-1")
+    i += 11
+    while True:
+        if i + 1 >= n:
+            return None
+        if p[i] == 13:
+            if p[i + 1] != 10 or i + 2 != n:
+                return None
+            break
+        line_start = i
+        while i < n and TCHAR[p[i]]:
+            i += 1
+        if i == line_start or i >= n or p[i] != 58 or i - line_start > 64:
+            return None
+        name_end = i
+        i += 1
+        while i < n and (p[i] == 32 or p[i] == 9):
+            i += 1
+        v0 = i
+        while i < n and p[i] != 13:
+            if not VCHAR[p[i]]:
+                return None
+            i += 1
+        if i + 1 >= n or p[i + 1] != 10:
+            return None
+        v1 = i
+        while v1 > v0 and (p[v1 - 1] == 32 or p[v1 - 1] == 9):
+            v1 -= 1
+        i += 2
+        k = name_end - line_start
+        for j in range(k):
+            lowered[j] = LOWER[p[line_start + j]]
+        name = (<bytes> lowered[:k]).decode("latin-1")
+        if name in hdrs or len(headers) >= MAX_LINES:
+            return None
+        if name == "content-length" or name == "transfer-encoding" or name == "upgrade" or name == "expect":
+            return None
+        if name == "connection":
+            if _value_is(p + v0, v1 - v0, b"close"):
+                keep_alive = False
+            elif not _value_is(p + v0, v1 - v0, b"keep-alive"):
+                return None
+        elif name == "host":
+            host = True
+        value = (data[v0:v1]).decode("latin-1")
+        headers.append((name, value))
+        hdrs[name] = value
+    if not host:
+        return None
+    return method, target, headers, hdrs, keep_alive
