@@ -20,8 +20,11 @@ system:
 demo: system $(STAMP)
 	./scripts/demo
 
+# The proxy tests run twice: with the compiled HTTP/1.1 scanners, and without them (llhttp for
+# every message, as in a build without a C compiler).
 test: system $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	KETCH_HTTP1_SCAN=off $(PY) -m pytest -q -p no:cacheprovider tests/proxy $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info src/ketch/proxy/_http1_scan.c src/ketch/proxy/_http1_scan.*.so

@@ -12,8 +12,13 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 from conftest import free_port
 from proxy_harness import bootstrap, cluster, http_listener, raw_request, route, running_proxy, vhost
+
+from ketch.proxy import hcm as hcm_mod
+from ketch.proxy import http1_scan
+from ketch.proxy import upstream as upstream_mod
 
 
 class ScriptedUpstream:
@@ -186,3 +191,54 @@ async def test_pipelined_twins_keep_their_own_headers() -> None:
     first, second, _ = (h.decode("latin-1").lower() for h in up.heads)
     assert "x-one: 1" in first and "x-two" not in first
     assert "x-two: 2" in second and "x-one" not in second
+
+
+# -- the compiled whole-message scanners (proxy/_http1_scan.pyx) change nothing on the wire
+
+def _normalised(response: bytes) -> bytes:
+    return re.sub(rb"x-envoy-upstream-service-time: \d+", b"x-envoy-upstream-service-time: N", response)
+
+
+@pytest.mark.skipif(not http1_scan.compiled, reason="the compiled scanner is not built (no C compiler at install)")
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nUser-Agent: t/1\r\n\r\n",
+    b"DELETE /item/7 HTTP/1.1\r\nHost: a:80\r\nX-Request-Id: r2\r\nConnection: close\r\n\r\n",
+    b"POST /form HTTP/1.1\r\nhost: a\r\nx-request-id: r3\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: r4\r\nContent-Length: 0\r\n\r\n",  # declined: llhttp
+])
+@pytest.mark.parametrize("answer", [
+    OK_NGINX,
+    b"HTTP/1.1 302 Found\r\nLocation: /there\r\nServer: up\r\nTE: x\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",  # declined: llhttp
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope",  # not express
+])
+async def test_scanners_on_and_off_give_the_same_bytes(monkeypatch, request_bytes: bytes, answer: bytes) -> None:
+    accepted = {"request": 0, "response": 0}
+
+    def counting(kind: str, scan):
+        def wrapper(*args):
+            out = scan(*args)
+            accepted[kind] += out is not None
+            return out
+        return wrapper
+
+    seen = {}
+    for mode in ("on", "off"):
+        if mode == "on":
+            monkeypatch.setattr(hcm_mod, "_scan_request", counting("request", http1_scan.scan_request))
+            monkeypatch.setattr(upstream_mod, "_scan_response", counting("response", http1_scan.scan_response))
+        else:
+            monkeypatch.setattr(hcm_mod, "_scan_request", None)
+            monkeypatch.setattr(upstream_mod, "_scan_response", None)
+        async with scripted(answer) as (up, listen):
+            responses = [_normalised(await raw_request(listen, request_bytes,
+                                                       read_until_close=b"Connection: close" in request_bytes))
+                         for _ in range(2)]
+        seen[mode] = (responses, up.heads, up.connections)
+    assert seen["on"] == seen["off"]
+    simple_request = b"Content-Length" not in request_bytes
+    assert accepted["request"] == (2 if simple_request else 0)
+    express_answer = answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 302")) and b"close" not in answer
+    # (the express path keeps to downstream keep-alive: a closing request takes the general one)
+    keep_alive = b"Connection: close" not in request_bytes
+    assert accepted["response"] == (2 if express_answer and keep_alive else 0)

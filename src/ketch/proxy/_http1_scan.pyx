@@ -41,8 +41,8 @@ cdef void _init_tables():
 _init_tables()
 
 # names (lower case) of response header lines the proxy drops (hop by hop)
-cdef tuple HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
-                         b"proxy-authenticate", b"proxy-authorization")
+cdef tuple HOP_BY_HOP = (b"keep-alive", b"te", b"trailer", b"upgrade", b"proxy-authenticate",
+                         b"proxy-authorization")  # Connection, Proxy-Connection: see scan_response
 
 cdef enum:
     MAX_HEAD = 8192  # a longer head is not the common case: llhttp takes it
@@ -78,8 +78,8 @@ def scan_response(bytes data, bint drop_server):
     """One whole plain response filling `data`: `(status, lines, body_start)`, else None.
 
     Accepted: `HTTP/1.1 <2xx/3xx but 204/304> <reason>`, header lines as described in the
-    module docstring, exactly one Content-Length (digits), no Transfer-Encoding, no
-    Connection header or `Connection: keep-alive`, and the body filling the rest of
+    module docstring, exactly one Content-Length (digits), no Transfer-Encoding or
+    Proxy-Connection, no Connection header or `Connection: keep-alive`, and the body filling the rest of
     `data` exactly. `lines` is the header block to forward: every line led by CRLF, without
     the status line, the hop-by-hop lines (and `server` when `drop_server`)."""
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
@@ -133,9 +133,7 @@ def scan_response(bytes data, bint drop_server):
             i += 1
         if i + 1 >= n or p[i + 1] != 10:
             return None
-        v1 = i
-        while v1 > v0 and (p[v1 - 1] == 32 or p[v1 - 1] == 9):
-            v1 -= 1
+        v1 = i  # llhttp keeps trailing blanks in the value: so do we (framing values with them are declined)
         i += 2
         lines += 1
         if lines > MAX_LINES:
@@ -152,6 +150,8 @@ def scan_response(bytes data, bint drop_server):
                 length = length * 10 + (p[j] - 48)
         elif k == 17 and _name_is(p + line_start, k, b"transfer-encoding"):
             return None
+        elif k == 16 and _name_is(p + line_start, k, b"proxy-connection"):
+            return None  # llhttp reads it like Connection
         elif k == 10 and _name_is(p + line_start, k, b"connection"):
             if not _value_is(p + v0, v1 - v0, b"keep-alive"):
                 return None
@@ -201,11 +201,11 @@ def scan_request(bytes data):
     else None.
 
     Accepted: `<method> /<target> HTTP/1.1` (origin form, visible ASCII), header lines as in
-    the module docstring with a Host and without Content-Length, Transfer-Encoding, Upgrade
-    or Expect, no repeated header name, a Connection header (if any) of exactly
+    the module docstring with a Host and without Content-Length, Transfer-Encoding, Upgrade,
+    Expect or Proxy-Connection, no repeated header name, a Connection header (if any) of exactly
     `keep-alive` or `close`, and nothing after the empty line. `headers` is a list of
     (lower-case name, value) pairs in order and `hdrs` the same as a dict, as the llhttp
-    callbacks build them (latin-1 decoded, the value without surrounding blanks)."""
+    callbacks build them (latin-1 decoded, the value without leading blanks)."""
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i = 0, t0, line_start, name_end, v0, v1, k, j
@@ -256,9 +256,7 @@ def scan_request(bytes data):
             i += 1
         if i + 1 >= n or p[i + 1] != 10:
             return None
-        v1 = i
-        while v1 > v0 and (p[v1 - 1] == 32 or p[v1 - 1] == 9):
-            v1 -= 1
+        v1 = i  # llhttp keeps trailing blanks in the value: so do we (framing values with them are declined)
         i += 2
         k = name_end - line_start
         for j in range(k):
@@ -266,7 +264,8 @@ def scan_request(bytes data):
         name = (<bytes> lowered[:k]).decode("latin-1")
         if name in hdrs or len(headers) >= MAX_LINES:
             return None
-        if name == "content-length" or name == "transfer-encoding" or name == "upgrade" or name == "expect":
+        if (name == "content-length" or name == "transfer-encoding" or name == "upgrade" or name == "expect"
+                or name == "proxy-connection"):  # llhttp reads Proxy-Connection like Connection
             return None
         if name == "connection":
             if _value_is(p + v0, v1 - v0, b"close"):
