@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ketch.proxy import http1_scan
-from ketch.proxy.http1 import forward_block
+from ketch.proxy.http1 import _header_lines, forward_block
 
 pytestmark = pytest.mark.skipif(not http1_scan.compiled,
                                 reason="the compiled scanner is not built (no C compiler when the package was installed)")
@@ -85,7 +85,7 @@ def check_request(data: bytes) -> tuple | None:
     scanned = scan_request(data)
     if scanned is None:
         return None
-    method, target, headers, hdrs, keep_alive = scanned
+    method, target, headers, hdrs, keep_alive, lines = scanned
     r, failure = llhttp_request(data)
     assert failure is None, (data, failure)
     assert r.begun == r.completed == 1, data  # one whole message, nothing after it
@@ -93,6 +93,7 @@ def check_request(data: bytes) -> tuple | None:
     assert r.headers == headers
     assert hdrs == dict(headers) and len(hdrs) == len(headers)
     assert r.keep_alive == keep_alive
+    assert lines == _header_lines(headers).encode("latin-1")
     assert r.body == b""
     assert "host" in hdrs and not {"content-length", "transfer-encoding", "upgrade", "expect"} & hdrs.keys()
     return scanned
@@ -121,10 +122,11 @@ def check_response(data: bytes, drop_server: bool) -> tuple | None:
 
 def test_ordinary_requests_are_scanned() -> None:
     wrk = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
-    assert check_request(wrk) == ("GET", "/", [("host", "127.0.0.1:8080")], {"host": "127.0.0.1:8080"}, True)
+    assert check_request(wrk) == ("GET", "/", [("host", "127.0.0.1:8080")], {"host": "127.0.0.1:8080"}, True,
+                                  b"host: 127.0.0.1:8080\r\n")
     curl = (b"GET /api/v1/items?id=7&x=%20y HTTP/1.1\r\nHost: reviews:9080\r\nUser-Agent: curl/7.88.1\r\n"
             b"Accept: */*\r\nX-Request-Id: 3f1c\r\nX-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\n\r\n")
-    method, target, headers, _, keep_alive = check_request(curl)
+    method, target, headers, _, keep_alive, _ = check_request(curl)
     assert (method, target, keep_alive) == ("GET", "/api/v1/items?id=7&x=%20y", True)
     assert headers[1] == ("user-agent", "curl/7.88.1") and headers[3] == ("x-request-id", "3f1c")
     closing = b"DELETE /x HTTP/1.1\r\nhost: a\r\nConnection:  Close\r\n\r\n"

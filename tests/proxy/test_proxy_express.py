@@ -225,8 +225,10 @@ async def test_scanners_on_and_off_give_the_same_bytes(monkeypatch, request_byte
     seen = {}
     for mode in ("on", "off"):
         if mode == "on":
-            monkeypatch.setattr(hcm_mod, "_scan_request", counting("request", http1_scan.scan_request))
-            monkeypatch.setattr(upstream_mod, "_scan_response", counting("response", http1_scan.scan_response))
+            # (the compiled functions themselves: KETCH_HTTP1_SCAN=off leaves http1_scan's names None)
+            from ketch.proxy import _http1_scan
+            monkeypatch.setattr(hcm_mod, "_scan_request", counting("request", _http1_scan.scan_request))
+            monkeypatch.setattr(upstream_mod, "_scan_response", counting("response", _http1_scan.scan_response))
         else:
             monkeypatch.setattr(hcm_mod, "_scan_request", None)
             monkeypatch.setattr(upstream_mod, "_scan_response", None)

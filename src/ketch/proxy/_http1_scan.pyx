@@ -197,15 +197,17 @@ cdef dict METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELE
 
 
 def scan_request(bytes data):
-    """One whole bodiless request filling `data`: `(method, target, headers, hdrs, keep_alive)`,
-    else None.
+    """One whole bodiless request filling `data`: `(method, target, headers, hdrs, keep_alive,
+    lines)`, else None.
 
     Accepted: `<method> /<target> HTTP/1.1` (origin form, visible ASCII), header lines as in
     the module docstring with a Host and without Content-Length, Transfer-Encoding, Upgrade,
     Expect or Proxy-Connection, no repeated header name, a Connection header (if any) of exactly
     `keep-alive` or `close`, and nothing after the empty line. `headers` is a list of
     (lower-case name, value) pairs in order and `hdrs` the same as a dict, as the llhttp
-    callbacks build them (latin-1 decoded, the value without leading blanks)."""
+    callbacks build them (latin-1 decoded, the value without leading blanks). `lines` is
+    the same header list as bytes, `name: value` + CRLF each (what http1._header_lines
+    writes for it): forwarded as is when nothing is to change."""
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i = 0, t0, line_start, name_end, v0, v1, k, j
@@ -214,6 +216,10 @@ def scan_request(bytes data):
     cdef dict hdrs = {}
     cdef str name, value
     cdef char lowered[64]
+    cdef Py_ssize_t spans[4 * MAX_LINES]  # name start, name length, value start, value length
+    cdef Py_ssize_t nheaders = 0, size = 0, at
+    cdef bytes lines
+    cdef char* q
     if n < 16 or n > MAX_HEAD:
         return None
     while i < n and i < 8 and 65 <= p[i] <= 90:
@@ -277,6 +283,27 @@ def scan_request(bytes data):
         value = (data[v0:v1]).decode("latin-1")
         headers.append((name, value))
         hdrs[name] = value
+        spans[4 * nheaders] = line_start
+        spans[4 * nheaders + 1] = k
+        spans[4 * nheaders + 2] = v0
+        spans[4 * nheaders + 3] = v1 - v0
+        nheaders += 1
+        size += k + v1 - v0 + 4
     if not host:
         return None
-    return method, target, headers, hdrs, keep_alive
+    lines = PyBytes_FromStringAndSize(NULL, size)
+    q = PyBytes_AS_STRING(lines)
+    at = 0
+    for j in range(nheaders):
+        for k in range(spans[4 * j + 1]):
+            q[at + k] = LOWER[p[spans[4 * j] + k]]
+        at += spans[4 * j + 1]
+        q[at] = 58
+        q[at + 1] = 32
+        at += 2
+        memcpy(q + at, p + spans[4 * j + 2], spans[4 * j + 3])
+        at += spans[4 * j + 3]
+        q[at] = 13
+        q[at + 1] = 10
+        at += 2
+    return method, target, headers, hdrs, keep_alive, lines

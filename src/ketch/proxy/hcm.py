@@ -138,7 +138,7 @@ class Http1Downstream:
             self.streams[0].resume_response()
 
     def _whole_request(self, method: str, target: str, headers: list[tuple[str, str]], hdrs: dict[str, str],
-                       keep_alive: bool) -> None:
+                       keep_alive: bool, lines: bytes) -> None:
         """A whole bodiless request scanned in C (llhttp never saw it and stays between
         messages): what on_headers_complete and on_message_complete do for it."""
         stats = self.stats
@@ -147,6 +147,7 @@ class Http1Downstream:
         stats.downstream_rq_active.value += 1
         stream = Stream(self, _new_head(RequestHead, (method, target, "1.1", headers, keep_alive, False, None, False)),
                         None, hdrs)
+        stream.head_lines = lines
         streams = self.streams
         streams.append(stream)
         if len(streams) == 1:

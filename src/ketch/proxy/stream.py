@@ -199,6 +199,7 @@ class Stream:
     deadline_q = None  # the _RouteTimeouts this stream's route timeout is queued on
     deadline = 0.0
     _upstream_headers: list[tuple[str, str]] | None = None  # see upstream_headers
+    head_lines: bytes | None = None  # the request's header lines as the scanner wrote them (hcm._whole_request)
     authority = request_id = ""
 
     def __init__(self, conn: Http1Downstream, head, h2=None, hdrs: dict[str, str] | None = None) -> None:
@@ -491,6 +492,10 @@ class Stream:
         if route.include_attempt_count:
             extra += "x-envoy-attempt-count: 1\r\n"
         head = self.head
+        lines = self.head_lines
+        if lines is not None:
+            return b"%b %b HTTP/1.1\r\n%b%b\r\n" % (head.method.encode(), self.upstream_target.encode("latin-1"),
+                                                     lines, extra.encode("latin-1"))
         return f"{head.method} {self.upstream_target} HTTP/1.1\r\n{_header_lines(head.headers)}{extra}\r\n".encode(
             "latin-1")
 
