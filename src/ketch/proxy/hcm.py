@@ -128,6 +128,12 @@ class Http1Downstream:
         for s in list(self.streams):
             s.downstream_reset()
         self.streams.clear()
+        # Break the connection's reference cycles (llhttp holds our bound callbacks, the
+        # transport holds us) so that refcounting frees it now: left to the young-generation
+        # collector (every 20000 allocations, see runner.py) closed connections pile up
+        # between collections and fragment the heap (RSS 36 -> 42 MB over 16k connections).
+        self.parser = None
+        self.transport = None
 
     def pause_writing(self) -> None:
         if self.streams:

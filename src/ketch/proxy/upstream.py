@@ -131,6 +131,7 @@ class UpstreamConnection(asyncio.Protocol):
                 ex.on_tunnel_closed()
             else:
                 ex.on_upstream_reset("connection termination")
+        self.parser = self.transport = None  # no cycles left: freed now (see Http1Downstream.connection_lost)
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
