@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ketch.proxy import http1_scan
-from ketch.proxy.http1 import _header_lines, forward_block
+from ketch.proxy.http1 import _STATUS_LINES_B, _header_lines, forward_block, status_line
 
 pytestmark = pytest.mark.skipif(not http1_scan.compiled,
                                 reason="the compiled scanner is not built (no C compiler when the package was installed)")
@@ -99,11 +99,16 @@ def check_request(data: bytes) -> tuple | None:
     return scanned
 
 
+TAIL = b"\r\nx-envoy-upstream-service-time: 3\r\nserver: envoy\r\n\r\n"
+
+
 def check_response(data: bytes, drop_server: bool) -> tuple | None:
-    scanned = scan_response(data, drop_server)
+    """The scanner's answer against llhttp's parse; returns (status, forwarded lines, body)."""
+    scanned = scan_response(data, drop_server, _STATUS_LINES_B, TAIL)
     if scanned is None:
         return None
-    status, lines, body_start = scanned
+    status, out, body_length = scanned
+    body_start = len(data) - body_length
     r, failure = llhttp_response(data)
     assert failure is None, (data, failure)
     assert r.begun == r.completed == 1, data
@@ -114,8 +119,9 @@ def check_response(data: bytes, drop_server: bool) -> tuple | None:
     assert names.count("content-length") == 1 and "transfer-encoding" not in names
     assert int(dict(r.headers)["content-length"]) == len(data) - body_start
     block = data[:data.index(b"\r\n\r\n")]
-    assert lines == forward_block(block, drop_server)
-    return scanned
+    lines = forward_block(block, drop_server)
+    assert out == status_line(status) + lines + TAIL + r.body
+    return status, lines, r.body
 
 
 # -- the ordinary shapes are taken
@@ -137,8 +143,8 @@ def test_ordinary_requests_are_scanned() -> None:
 def test_ordinary_responses_are_scanned() -> None:
     nginx = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 21:00:00 GMT\r\n"
              b"Content-Type: text/plain\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\nhello world\n")
-    status, lines, start = check_response(nginx, False)
-    assert (status, nginx[start:]) == (200, b"hello world\n")
+    status, lines, body = check_response(nginx, False)
+    assert (status, body) == (200, b"hello world\n")
     assert lines == (b"\r\nServer: nginx/1.22.1\r\nDate: Sat, 05 Dec 2026 21:00:00 GMT\r\nContent-Type: text/plain"
                      b"\r\nContent-Length: 12")
     assert b"Server" not in check_response(nginx, True)[1]
@@ -195,7 +201,7 @@ def test_unusual_requests_are_declined(data: bytes) -> None:
     b"HTTP/1.1 200 OK\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 1\r\n\r\nx",
 ])
 def test_unusual_responses_are_declined(data: bytes) -> None:
-    assert scan_response(data, False) is None
+    assert scan_response(data, False, _STATUS_LINES_B, TAIL) is None
 
 
 # -- differential fuzzing against llhttp

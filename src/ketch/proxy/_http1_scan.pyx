@@ -74,14 +74,17 @@ cdef inline bint _value_is(const unsigned char* p, Py_ssize_t n, bytes value):
     return True
 
 
-def scan_response(bytes data, bint drop_server):
-    """One whole plain response filling `data`: `(status, lines, body_start)`, else None.
+def scan_response(bytes data, bint drop_server, dict status_lines, bytes tail):
+    """One whole plain response filling `data`: `(status, out, body_length)`, else None.
 
     Accepted: `HTTP/1.1 <2xx/3xx but 204/304> <reason>`, header lines as described in the
     module docstring, exactly one Content-Length (digits), no Transfer-Encoding or
-    Proxy-Connection, no Connection header or `Connection: keep-alive`, and the body filling the rest of
-    `data` exactly. `lines` is the header block to forward: every line led by CRLF, without
-    the status line, the hop-by-hop lines (and `server` when `drop_server`)."""
+    Proxy-Connection, no Connection header or `Connection: keep-alive`, and the body filling
+    the rest of `data` exactly. `out` is the response to write downstream, in one piece: the
+    proxy's status line (`status_lines[status]`; a status missing there is declined), the
+    header lines minus the hop-by-hop ones (and `server` when `drop_server`) as
+    `http1.forward_block` gives them, `tail` (the proxy's own header lines and the blank
+    line), and the body."""
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i, j, k, line_start, name_end, v0, v1, head_end = -1
@@ -89,7 +92,8 @@ def scan_response(bytes data, bint drop_server):
     cdef int status
     cdef long long length = -1
     cdef bint drop
-    cdef bytes name, out
+    cdef bytes name, out, line
+    cdef Py_ssize_t body_length
     cdef char* q
     cdef Py_ssize_t spans[2 * (MAX_LINES + 1)]
     cdef int nspans = 0
@@ -178,18 +182,21 @@ def scan_response(bytes data, bint drop_server):
         spans[nspans + 1] = head_end - 2
         nspans += 2
         out_len += head_end - 2 - copy_from
-    if nspans == 0:
-        out = b""
-    elif nspans == 2:
-        out = data[spans[0]:spans[1]]
-    else:
-        out = PyBytes_FromStringAndSize(NULL, out_len)
-        q = PyBytes_AS_STRING(out)
-        k = 0
-        for j in range(0, nspans, 2):
-            memcpy(q + k, p + spans[j], spans[j + 1] - spans[j])
-            k += spans[j + 1] - spans[j]
-    return status, out, head_end + 2
+    line = status_lines.get(status)
+    if line is None:
+        return None
+    body_length = n - head_end - 2
+    out = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(line) + out_len + PyBytes_GET_SIZE(tail) + body_length)
+    q = PyBytes_AS_STRING(out)
+    memcpy(q, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+    k = PyBytes_GET_SIZE(line)
+    for j in range(0, nspans, 2):
+        memcpy(q + k, p + spans[j], spans[j + 1] - spans[j])
+        k += spans[j + 1] - spans[j]
+    memcpy(q + k, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail))
+    k += PyBytes_GET_SIZE(tail)
+    memcpy(q + k, p + head_end + 2, body_length)
+    return status, out, body_length
 
 
 # methods a bodiless request may use here (CONNECT and the WebDAV ones go to llhttp)

@@ -290,6 +290,11 @@ def status_line(status: int) -> bytes:
     return line
 
 
+for _status in range(200, 400):  # the statuses of the express path: scan_response looks them up here
+    status_line(_status)
+del _status
+
+
 def encode_response_head(status: int, headers: list[tuple[str, str]], reason: str | None = None) -> bytes:
     line = _STATUS_LINES.get(status) if reason is None else None
     if line is None:

@@ -21,8 +21,8 @@ import httptools
 
 from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
-from ketch.proxy.http1 import (ProtocolError, _connection_simple, forward_block, response_head_from_block,
-                               status_line)
+from ketch.proxy.http1 import (_STATUS_LINES_B as _STATUS_LINES, ProtocolError, _connection_simple, forward_block,
+                               response_head_from_block, status_line)
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
@@ -193,22 +193,20 @@ class UpstreamConnection(asyncio.Protocol):
                 or self.head_request or s.state.draining or s.conn.drain_after):
             return False
         hcm = s.hcm
-        scanned = _scan_response(data, hcm.server_header == "OVERWRITE")
+        now = _monotonic()
+        tail = b"\r\nx-envoy-upstream-service-time: %d%b" % ((now - att.sent_at) * 1000, hcm.server_tail_bytes)
+        scanned = _scan_response(data, hcm.server_header == "OVERWRITE", _STATUS_LINES, tail)
         if scanned is None:
             return False
-        status, lines, body_start = scanned
-        now = _monotonic()
+        status, out, body_length = scanned
         cluster = att.cluster
         if cluster.outlier is not None:
             cluster.outlier_response(att.host, status)
         s.status = status
         s.response_started = True
-        s.resp_bytes += len(data) - body_start
+        s.resp_bytes += body_length
         s.last_active = now
-        s.conn.write(b"%b%b%b%b" % (
-            status_line(status), lines,
-            f"\r\nx-envoy-upstream-service-time: {int((now - att.sent_at) * 1000)}{hcm.server_tail}".encode("latin-1"),
-            memoryview(data)[body_start:]))
+        s.conn.write(out)
         self.head_buf = None
         self.keep_alive = True
         self.exchange = None
