@@ -53,30 +53,20 @@ class Recorder:
         self.completed += 1
 
 
-def llhttp_request(data: bytes) -> tuple[Recorder, str | None]:
+def llhttp(data: bytes, request: bool) -> tuple[Recorder, str | None]:
+    """llhttp's parse of `data`: the recording and None, or the failure."""
     r = Recorder()
-    r.parser = httptools.HttpRequestParser(r)
+    r.parser = (httptools.HttpRequestParser if request else httptools.HttpResponseParser)(r)
     try:
         r.parser.feed_data(data)
     except httptools.HttpParserUpgrade:
         return r, "upgrade"
     except httptools.HttpParserError as exc:
         return r, f"error: {exc}"
-    r.method = r.parser.get_method().decode("ascii")
-    r.version = r.parser.get_http_version()
-    return r, None
-
-
-def llhttp_response(data: bytes) -> tuple[Recorder, str | None]:
-    r = Recorder()
-    r.parser = httptools.HttpResponseParser(r)
-    try:
-        r.parser.feed_data(data)
-    except httptools.HttpParserUpgrade:
-        return r, "upgrade"
-    except httptools.HttpParserError as exc:
-        return r, f"error: {exc}"
-    r.status = r.parser.get_status_code()
+    if request:
+        r.method = r.parser.get_method().decode("ascii")
+    else:
+        r.status = r.parser.get_status_code()
     r.version = r.parser.get_http_version()
     return r, None
 
@@ -86,7 +76,7 @@ def check_request(data: bytes) -> tuple | None:
     if scanned is None:
         return None
     method, target, headers, hdrs, keep_alive, lines = scanned
-    r, failure = llhttp_request(data)
+    r, failure = llhttp(data, request=True)
     assert failure is None, (data, failure)
     assert r.begun == r.completed == 1, data  # one whole message, nothing after it
     assert (r.method, r.url.decode("latin-1"), r.version) == (method, target, "1.1")
@@ -109,7 +99,7 @@ def check_response(data: bytes, drop_server: bool) -> tuple | None:
         return None
     status, out, body_length = scanned
     body_start = len(data) - body_length
-    r, failure = llhttp_response(data)
+    r, failure = llhttp(data, request=False)
     assert failure is None, (data, failure)
     assert r.begun == r.completed == 1, data
     assert (r.status, r.version, r.keep_alive) == (status, "1.1", True)

@@ -74,6 +74,33 @@ cdef inline bint _value_is(const unsigned char* p, Py_ssize_t n, bytes value):
     return True
 
 
+cdef inline Py_ssize_t _header_line(const unsigned char* p, Py_ssize_t n, Py_ssize_t i,
+                                    Py_ssize_t* name_end, Py_ssize_t* v0, Py_ssize_t* v1) noexcept:
+    """The header line `name:` OWS value CRLF starting at p[i] (the name a token, directly
+    followed by the colon; the value VCHAR/obs-text/SP/HTAB): sets the name's end and the
+    value's span and returns where the next line starts, or -1 for a line the scanners leave
+    to llhttp. llhttp keeps trailing blanks in the value: so does the span (framing values
+    with them are then declined)."""
+    cdef Py_ssize_t start = i
+    while i < n and TCHAR[p[i]]:
+        i += 1
+    if i == start or i >= n or p[i] != 58:  # empty name, or not `name:`
+        return -1
+    name_end[0] = i
+    i += 1
+    while i < n and (p[i] == 32 or p[i] == 9):
+        i += 1
+    v0[0] = i
+    while i < n and p[i] != 13:
+        if not VCHAR[p[i]]:
+            return -1
+        i += 1
+    if i + 1 >= n or p[i + 1] != 10:
+        return -1
+    v1[0] = i
+    return i + 2
+
+
 def scan_response(bytes data, bint drop_server, dict status_lines, bytes tail):
     """One whole plain response filling `data`: `(status, out, body_length)`, else None.
 
@@ -122,23 +149,9 @@ def scan_response(bytes data, bint drop_server, dict status_lines, bytes tail):
             head_end = i
             break
         line_start = i
-        while i < n and TCHAR[p[i]]:
-            i += 1
-        if i == line_start or i >= n or p[i] != 58:  # empty name, or not `name:`
+        i = _header_line(p, n, i, &name_end, &v0, &v1)
+        if i < 0:
             return None
-        name_end = i
-        i += 1
-        while i < n and (p[i] == 32 or p[i] == 9):
-            i += 1
-        v0 = i
-        while i < n and p[i] != 13:
-            if not VCHAR[p[i]]:
-                return None
-            i += 1
-        if i + 1 >= n or p[i + 1] != 10:
-            return None
-        v1 = i  # llhttp keeps trailing blanks in the value: so do we (framing values with them are declined)
-        i += 2
         lines += 1
         if lines > MAX_LINES:
             return None
@@ -254,23 +267,9 @@ def scan_request(bytes data):
                 return None
             break
         line_start = i
-        while i < n and TCHAR[p[i]]:
-            i += 1
-        if i == line_start or i >= n or p[i] != 58 or i - line_start > 64:
+        i = _header_line(p, n, i, &name_end, &v0, &v1)
+        if i < 0 or name_end - line_start > 64:
             return None
-        name_end = i
-        i += 1
-        while i < n and (p[i] == 32 or p[i] == 9):
-            i += 1
-        v0 = i
-        while i < n and p[i] != 13:
-            if not VCHAR[p[i]]:
-                return None
-            i += 1
-        if i + 1 >= n or p[i + 1] != 10:
-            return None
-        v1 = i  # llhttp keeps trailing blanks in the value: so do we (framing values with them are declined)
-        i += 2
         k = name_end - line_start
         for j in range(k):
             lowered[j] = LOWER[p[line_start + j]]

@@ -147,13 +147,19 @@ class Http1Downstream:
                        keep_alive: bool, lines: bytes) -> None:
         """A whole bodiless request scanned in C (llhttp never saw it and stays between
         messages): what on_headers_complete and on_message_complete do for it."""
+        self._open_stream(_new_head(RequestHead, (method, target, "1.1", headers, keep_alive, False, None, False)),
+                          hdrs, lines).on_request_end()
+
+    def _open_stream(self, head: RequestHead, hdrs: dict[str, str], lines: bytes | None = None) -> Stream:
+        """Count the request and start its stream, or queue it behind the ones still being
+        answered (pipelining: reading pauses until they are done)."""
         stats = self.stats
         stats.downstream_rq_total.value += 1
         stats.downstream_rq_http1_total.value += 1
         stats.downstream_rq_active.value += 1
-        stream = Stream(self, _new_head(RequestHead, (method, target, "1.1", headers, keep_alive, False, None, False)),
-                        None, hdrs)
-        stream.head_lines = lines
+        stream = Stream(self, head, None, hdrs)
+        if lines is not None:
+            stream.head_lines = lines
         streams = self.streams
         streams.append(stream)
         if len(streams) == 1:
@@ -161,7 +167,7 @@ class Http1Downstream:
         elif not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        stream.on_request_end()
+        return stream
 
     # -- llhttp callbacks (strictness: see http1.py)
     def on_message_begin(self) -> None:
@@ -202,20 +208,9 @@ class Http1Downstream:
         version = p.get_http_version()
         if "host" not in hdrs and version == "1.1":
             raise ProtocolError(400, "missing host header")
-        stats = self.stats
-        stats.downstream_rq_total.value += 1
-        stats.downstream_rq_http1_total.value += 1
-        stats.downstream_rq_active.value += 1
-        stream = self.parsing = Stream(self, _new_head(RequestHead, (  # tuple.__new__: no Python frame
+        self.parsing = self._open_stream(_new_head(RequestHead, (  # tuple.__new__: no Python frame
             p.get_method().decode("ascii"), url.decode("latin-1"), version, headers, p.should_keep_alive(),
-            chunked, length, p.should_upgrade())), None, hdrs)
-        streams = self.streams
-        streams.append(stream)
-        if len(streams) == 1:
-            stream.start()
-        elif not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
+            chunked, length, p.should_upgrade())), hdrs)
 
     def on_body(self, data: bytes) -> None:
         if self.parsing is not None:
