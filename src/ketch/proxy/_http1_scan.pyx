@@ -49,25 +49,13 @@ cdef enum:
     MAX_LINES = 100
 
 
-cdef inline bint _name_is(const unsigned char* p, Py_ssize_t n, bytes name):
-    """The header name p[:n] equals `name` (lower case), ignoring ASCII case."""
+cdef inline bint _is(const unsigned char* p, Py_ssize_t n, bytes word):
+    """p[:n] (a header name or value) equals `word` (lower case), ignoring ASCII case."""
     cdef Py_ssize_t i
     cdef const unsigned char* q
-    if n != PyBytes_GET_SIZE(name):
+    if n != PyBytes_GET_SIZE(word):
         return False
-    q = <const unsigned char*> PyBytes_AS_STRING(name)
-    for i in range(n):
-        if LOWER[p[i]] != q[i]:
-            return False
-    return True
-
-
-cdef inline bint _value_is(const unsigned char* p, Py_ssize_t n, bytes value):
-    cdef Py_ssize_t i
-    cdef const unsigned char* q
-    if n != PyBytes_GET_SIZE(value):
-        return False
-    q = <const unsigned char*> PyBytes_AS_STRING(value)
+    q = <const unsigned char*> PyBytes_AS_STRING(word)
     for i in range(n):
         if LOWER[p[i]] != q[i]:
             return False
@@ -157,7 +145,7 @@ def scan_response(bytes data, bint drop_server, dict status_lines, bytes tail):
             return None
         k = name_end - line_start
         drop = False
-        if k == 14 and _name_is(p + line_start, k, b"content-length"):
+        if k == 14 and _is(p + line_start, k, b"content-length"):
             if length >= 0 or v1 == v0 or v1 - v0 > 15:
                 return None
             length = 0
@@ -165,19 +153,19 @@ def scan_response(bytes data, bint drop_server, dict status_lines, bytes tail):
                 if not (48 <= p[j] <= 57):
                     return None
                 length = length * 10 + (p[j] - 48)
-        elif k == 17 and _name_is(p + line_start, k, b"transfer-encoding"):
+        elif k == 17 and _is(p + line_start, k, b"transfer-encoding"):
             return None
-        elif k == 16 and _name_is(p + line_start, k, b"proxy-connection"):
+        elif k == 16 and _is(p + line_start, k, b"proxy-connection"):
             return None  # llhttp reads it like Connection
-        elif k == 10 and _name_is(p + line_start, k, b"connection"):
-            if not _value_is(p + v0, v1 - v0, b"keep-alive"):
+        elif k == 10 and _is(p + line_start, k, b"connection"):
+            if not _is(p + v0, v1 - v0, b"keep-alive"):
                 return None
             drop = True
-        elif drop_server and k == 6 and _name_is(p + line_start, k, b"server"):
+        elif drop_server and k == 6 and _is(p + line_start, k, b"server"):
             drop = True
         else:
             for name in HOP_BY_HOP:
-                if _name_is(p + line_start, k, name):
+                if _is(p + line_start, k, name):
                     drop = True
                     break
         if drop:
@@ -280,9 +268,9 @@ def scan_request(bytes data):
                 or name == "proxy-connection"):  # llhttp reads Proxy-Connection like Connection
             return None
         if name == "connection":
-            if _value_is(p + v0, v1 - v0, b"close"):
+            if _is(p + v0, v1 - v0, b"close"):
                 keep_alive = False
-            elif not _value_is(p + v0, v1 - v0, b"keep-alive"):
+            elif not _is(p + v0, v1 - v0, b"keep-alive"):
                 return None
         elif name == "host":
             host = True

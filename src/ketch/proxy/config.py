@@ -241,14 +241,17 @@ class HttpManager:
     strip_host_port: str = ""  # "" | "any" | "matching"
     # Derived once: the response head's fixed tail (server header) for the express path, and
     # whether that path applies at all (no listener-wide fault, server header not conditional).
-    server_tail: str = field(init=False, default="")
-    server_tail_bytes: bytes = field(init=False, default=b"")
+    server_tail: bytes = field(init=False, default=b"")
     express: bool = field(init=False, default=False)
+
+    def response_tail(self, service_ms: float) -> bytes:
+        """The express path's end of a response head: Envoy's x-envoy-upstream-service-time
+        (whole milliseconds), the server header (OVERWRITE) and the blank line."""
+        return b"\r\nx-envoy-upstream-service-time: %d%b" % (service_ms, self.server_tail)
 
     def __post_init__(self) -> None:
         tail = f"\r\nserver: {self.server_name}\r\n\r\n" if self.server_header == "OVERWRITE" else "\r\n\r\n"
-        object.__setattr__(self, "server_tail", tail)
-        object.__setattr__(self, "server_tail_bytes", tail.encode("latin-1", "replace"))
+        object.__setattr__(self, "server_tail", tail.encode("latin-1", "replace"))
         object.__setattr__(self, "express", self.server_header != "APPEND_IF_ABSENT" and not self.request_id_in_response
                            and not (self.filters.fault_enabled and self.filters.fault is not None))
 

@@ -16,9 +16,9 @@ import time
 import httptools
 
 from ketch.proxy.http1 import MAX_HEADERS, ProtocolError, RequestHead, _framing, encode_response_head
+from ketch.proxy.http1_scan import scan_request as _scan_request  # None: llhttp takes every message
 from ketch.proxy.stream import Stream
 
-from ketch.proxy.http1_scan import scan_request as _scan_request  # None: llhttp takes every message
 _monotonic = time.monotonic
 _new_head = tuple.__new__
 

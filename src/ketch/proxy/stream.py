@@ -704,8 +704,7 @@ class Stream:
             hcm = self.hcm
             self.conn.write(b"%b%b%b" % (
                 status_line(status), forward_block(resp.raw, hcm.server_header == "OVERWRITE"),
-                f"\r\nx-envoy-upstream-service-time: {int((_monotonic() - att.sent_at) * 1000)}{hcm.server_tail}"
-                .encode("latin-1")))
+                hcm.response_tail((_monotonic() - att.sent_at) * 1000)))
             return True
         if (resp.simple and self.h2 is None and status >= 200 and status != 204 and status != 304
                 and head.method != "HEAD" and not self.route.response_ops and not self.cors

@@ -23,12 +23,11 @@ from ketch.proxy.circuit_breaker import CircuitBreakers
 from ketch.proxy.config import ClusterConfig, EndpointConfig
 from ketch.proxy.http1 import (_STATUS_LINES_B as _STATUS_LINES, ProtocolError, _connection_simple, forward_block,
                                response_head_from_block, status_line)
+from ketch.proxy.http1_scan import scan_response as _scan_response  # None: llhttp takes every message
 from ketch.proxy.lb import Host, make_load_balancer
 from ketch.proxy.outlier import OutlierDetector
 from ketch.proxy.retry import CONNECT_FAILURE, Outcome
 from ketch.proxy.stats import ClusterStats, Store
-
-from ketch.proxy.http1_scan import scan_response as _scan_response  # None: llhttp takes every message
 
 _monotonic = time.monotonic
 MAX_RESPONSE_HEAD = 98304  # bytes of an upstream response head before it is a protocol error
@@ -180,8 +179,7 @@ class UpstreamConnection(asyncio.Protocol):
         hcm = s.hcm
         s.conn.write(b"%b%b%b" % (
             status_line(status), forward_block(block, hcm.server_header == "OVERWRITE"),
-            f"\r\nx-envoy-upstream-service-time: {int((_monotonic() - att.sent_at) * 1000)}{hcm.server_tail}"
-            .encode("latin-1")))
+            hcm.response_tail((_monotonic() - att.sent_at) * 1000)))
         return True
 
     def _whole(self, att, data: bytes) -> bool:
@@ -194,8 +192,8 @@ class UpstreamConnection(asyncio.Protocol):
             return False
         hcm = s.hcm
         now = _monotonic()
-        tail = b"\r\nx-envoy-upstream-service-time: %d%b" % ((now - att.sent_at) * 1000, hcm.server_tail_bytes)
-        scanned = _scan_response(data, hcm.server_header == "OVERWRITE", _STATUS_LINES, tail)
+        scanned = _scan_response(data, hcm.server_header == "OVERWRITE", _STATUS_LINES,
+                                 hcm.response_tail((now - att.sent_at) * 1000))
         if scanned is None:
             return False
         status, out, body_length = scanned
@@ -210,15 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_buf = None
         self.keep_alive = True
         self.exchange = None
-        self.served += 1
-        if att.per_try is None and not att.released:
-            att.released = True
-            cluster.release_request(att.host)
-            s.finish()
-        else:
-            att.on_response_end()
-        if not self.closed:
-            self.pool.release(self, True)
+        self._express_end(att)
         return True
 
     def _head(self, p, raw: bytes, end: int, status: int) -> None:
@@ -265,19 +255,24 @@ class UpstreamConnection(asyncio.Protocol):
         if self.express:  # the head went out by _express: end it the same short way
             self.express = False
             att, self.exchange = self.exchange, None
-            self.served += 1
-            if att is not None and att.per_try is None and not att.released:
-                att.released = True
-                att.cluster.release_request(att.host)
-                att.stream.finish()
-            elif att is not None:
-                att.on_response_end()
-            if not self.closed:
-                self.pool.release(self, self.keep_alive)
+            self._express_end(att)
             return
         if 100 <= self.parser.get_status_code() < 200:
             return  # 101: its upgrade (tunnel) follows
         self.on_message_end()
+
+    def _express_end(self, att) -> None:
+        """The end of an exchange whose head went out the express way (`_express`, `_whole`):
+        the request slot released and the stream finished without the general callbacks."""
+        self.served += 1
+        if att is not None and att.per_try is None and not att.released:
+            att.released = True
+            att.cluster.release_request(att.host)
+            att.stream.finish()
+        elif att is not None:
+            att.on_response_end()
+        if not self.closed:
+            self.pool.release(self, self.keep_alive)
 
     def on_message_end(self) -> None:
         ex, self.exchange = self.exchange, None
